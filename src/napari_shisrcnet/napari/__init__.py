@@ -1,0 +1,1 @@
+"""The thin napari layer: manifest contributions that call the core."""
