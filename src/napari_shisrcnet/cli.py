@@ -6,6 +6,7 @@ import argparse
 import platform
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 
@@ -57,6 +58,177 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _region(text: str):
+    from .engine.tiling import Region
+
+    try:
+        x, y, width, height = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected X,Y,WIDTH,HEIGHT in pixels, got '{text}'"
+        ) from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError("region width and height must be >= 1")
+    return Region(y, x, height, width)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _add_predict(commands) -> None:
+    from .engine.super_resolution import DEFAULT_HALO_PX, DEFAULT_SR_TILE_PX
+
+    predict = commands.add_parser(
+        "predict",
+        help="super-resolve and classify slides into OME-Zarr results",
+        description=(
+            "Super-resolve a region or level of each slide and classify its tissue tiles. "
+            "Writes OUT/<name>.ome.zarr (NGFF image pyramid + tile-class labels), "
+            "OUT/<name>.tiles.csv and optionally OUT/<name>.geojson (QuPath). Rerunning the "
+            "same command resumes an interrupted run."
+        ),
+    )
+    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="slide/image files or folders")
+    predict.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    predict.add_argument(
+        "--model",
+        default="default",
+        help="'default' (bundled), a .safetensors checkpoint, or 'bicubic'",
+    )
+    predict.add_argument(
+        "--scale", type=int, choices=(2, 4, 8), help="check (or, for bicubic, set) the scale"
+    )
+    predict.add_argument(
+        "--level", type=int, default=0, help="pyramid level to read (0 = full resolution)"
+    )
+    predict.add_argument(
+        "--region", type=_region, metavar="X,Y,W,H", help="region of that level, in its pixels"
+    )
+    predict.add_argument(
+        "--tile-px", type=_positive, default=DEFAULT_SR_TILE_PX, help="SR tile core size"
+    )
+    predict.add_argument(
+        "--halo-px", type=int, default=DEFAULT_HALO_PX, help="SR context on each side"
+    )
+    predict.add_argument(
+        "--classify-tile-px",
+        type=_positive,
+        help="classification tile size (default: the model's training field of view)",
+    )
+    predict.add_argument(
+        "--batch-size", type=_positive, help="tiles per batch (default: from free memory)"
+    )
+    predict.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    predict.add_argument("--no-sr", action="store_true", help="classification only")
+    predict.add_argument("--no-classify", action="store_true", help="super-resolution only")
+    predict.add_argument(
+        "--format",
+        choices=("ome-zarr", "ome-tiff"),
+        default="ome-zarr",
+        help="ome-tiff also writes a pyramidal OME-TIFF next to the OME-Zarr",
+    )
+    predict.add_argument(
+        "--geojson", action="store_true", help="also write tile polygons as GeoJSON"
+    )
+    predict.add_argument(
+        "--overwrite", action="store_true", help="replace results of a different run"
+    )
+    predict.set_defaults(handler=run_predict)
+
+
+def _expand_inputs(inputs: list[str]) -> list[Path]:
+    from .io.slides import PLAIN_IMAGE_SUFFIXES, TIFF_SUFFIXES
+
+    paths: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir() and not item.name.lower().endswith(".zarr"):
+            found = sorted(
+                p
+                for p in item.iterdir()
+                if p.name.lower().endswith(TIFF_SUFFIXES + PLAIN_IMAGE_SUFFIXES + (".zarr",))
+            )
+            if not found:
+                raise ValueError(f"{item}: folder holds no slides or images")
+            paths += found
+        else:
+            paths.append(item)
+    return paths
+
+
+def _summary_line(path: Path, result) -> str:
+    summary = result.summary
+    parts = [f"{path.name}:"]
+    if summary.get("scale"):
+        height, width = summary["output_shape_yx"]
+        parts.append(f"SR x{summary['scale']} {width}x{height} px;")
+    if "tiles_per_class" in summary:
+        classes = ", ".join(
+            f"{k} {v}" for k, v in summary["tiles_per_class"].items() if k != "background"
+        )
+        parts.append(f"{summary['tissue_tiles']} tissue tiles ({classes});")
+    parts.append("already complete" if result.resumed_complete else f"{summary['seconds']:.1f} s")
+    parts.append(f"-> {result.zarr_path}")
+    return " ".join(parts)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import api
+    from .io.ome_tiff import write_ome_tiff
+
+    paths = _expand_inputs(args.inputs)
+    model = api.load_model(args.model, args.device, args.scale)
+    failures = 0
+    for path in paths:
+        bars: dict[str, tqdm] = {}
+
+        def progress(event, bars=bars) -> None:
+            bar = bars.get(event.stage) or bars.setdefault(
+                event.stage, tqdm(total=event.total, desc=event.stage, unit="tile", leave=False)
+            )
+            bar.n = event.done
+            bar.set_postfix_str(f"{event.megapixels_per_s:.2f} MP/s", refresh=True)
+
+        try:
+            result = api.process_slide(
+                path,
+                args.out,
+                model,
+                level=args.level,
+                region=args.region,
+                super_resolution=not args.no_sr,
+                classification=not args.no_classify,
+                tile_px=args.tile_px,
+                halo_px=args.halo_px,
+                classification_tile_px=args.classify_tile_px,
+                batch_size=args.batch_size,
+                geojson=args.geojson,
+                overwrite=args.overwrite,
+                progress=progress,
+            )
+            if args.format == "ome-tiff":
+                write_ome_tiff(
+                    result.zarr_path,
+                    result.zarr_path.with_name(
+                        result.zarr_path.name.replace(".ome.zarr", ".ome.tif")
+                    ),
+                )
+        except (ValueError, LookupError, OSError) as error:
+            failures += 1
+            print(f"shisrcnet: error: {error}", file=sys.stderr)
+            continue
+        finally:
+            for bar in bars.values():
+                bar.close()
+        print(_summary_line(path, result))
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shisrcnet",
@@ -73,12 +245,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--models", action="store_true", help="also print the parameter counts of the networks"
     )
     info.set_defaults(handler=run_info)
+    _add_predict(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("shisrcnet: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except (ValueError, LookupError, OSError) as error:
+        print(f"shisrcnet: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ class CheckpointInfo:
     provenance: dict = field(default_factory=dict)
     package_version: str = "unknown"
     created: str = ""
+    tensors_sha256: str = ""
 
 
 def _architecture_name(model: nn.Module) -> str:
@@ -205,6 +206,7 @@ def _info(path: Path, metadata: dict) -> CheckpointInfo:
         provenance=metadata.get("provenance") or {},
         package_version=metadata.get("package_version", "unknown"),
         created=metadata.get("created", ""),
+        tensors_sha256=metadata.get("tensors_sha256", ""),
     )
 
 

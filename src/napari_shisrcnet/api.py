@@ -1,0 +1,450 @@
+"""What scripts, notebooks, the CLI and the napari widgets call.
+
+>>> from napari_shisrcnet import api
+>>> model = api.load_model("bicubic", scale=2)
+>>> sr = api.super_resolve("slide.svs", model, region=api.Region(0, 0, 512, 512))
+>>> result = api.process_slide("slide.svs", "results/", model, classify=False)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+
+from . import __version__
+from .classes import class_colors
+from .engine.classification import TileClassification, classify_region
+from .engine.inference import TileModel
+from .engine.runner import CancelToken, ProgressCallback
+from .engine.super_resolution import (
+    DEFAULT_HALO_PX,
+    DEFAULT_SR_TILE_PX,
+    array_core_writer,
+    default_batch_size,
+    super_resolve_region,
+)
+from .engine.tiling import Region, Tile, TileGrid
+from .io.ome_zarr import ResultStore
+from .io.slides import Slide, SlideError, SlideMetadata, open_slide
+from .io.tables import tile_rows, write_tile_csv, write_tile_geojson
+from .model import BicubicSR, load_checkpoint
+from .model.bundled import bundled_weights_path
+
+#: The paper's HR crop (384 px); the classifier's field of view in LR px is this / scale.
+PAPER_HR_CROP_PX = 384
+#: Overview pixels per classification tile side when SR is off.
+OVERVIEW_PX_PER_TILE = 16
+
+__all__ = [
+    "CancelToken",
+    "Region",
+    "SlideResult",
+    "TileClassification",
+    "TileModel",
+    "classify_tiles",
+    "load_model",
+    "open_slide",
+    "process_slide",
+    "super_resolve",
+]
+
+
+def load_model(
+    spec: str | os.PathLike | TileModel = "default", device: str = "auto", scale: int | None = None
+) -> TileModel:
+    """A ready-to-run model: ``"default"`` (bundled), a checkpoint path, or ``"bicubic"``.
+
+    ``scale`` checks a checkpoint's scale (and picks the bicubic scale, default 2).
+    """
+    if isinstance(spec, TileModel):
+        return spec
+    if str(spec) == "bicubic":
+        scale = scale or 2
+        return TileModel(BicubicSR(scale), device, identity=f"bicubic-x{scale}")
+    path = bundled_weights_path(str(spec)) if str(spec) == "default" else Path(spec)
+    model, info = load_checkpoint(path, expected_scale=scale)
+    provenance = info.provenance or {}
+    hr_crop_px = int(provenance.get("hr_crop_px", PAPER_HR_CROP_PX))
+    return TileModel(
+        model,
+        device,
+        class_names=info.class_names,
+        identity=f"{info.architecture}:{info.tensors_sha256[:16]}",
+        training_tile_px=hr_crop_px // info.scale if info.scale else None,
+    )
+
+
+def _as_slide(image_or_path) -> Slide:
+    if isinstance(image_or_path, Slide):
+        return image_or_path
+    if isinstance(image_or_path, str | os.PathLike):
+        return open_slide(image_or_path)
+    array = image_or_path
+    if array.ndim != 3 or array.shape[-1] != 3 or array.dtype != np.uint8:
+        raise SlideError(
+            f"<array>: expected a (Y, X, 3) uint8 RGB array, got shape {array.shape} {array.dtype}"
+        )
+    level = array if isinstance(array, da.Array) else da.from_array(array, chunks=(512, 512, 3))
+    shape = (int(level.shape[0]), int(level.shape[1]))
+    return Slide([level], SlideMetadata(Path("<array>"), "array", (shape,), (1.0,)))
+
+
+def _checked_level_and_region(slide: Slide, level: int, region: Region | None) -> Region:
+    n_levels = len(slide.levels)
+    if not 0 <= level < n_levels:
+        raise SlideError(
+            f"{slide.metadata.path}: level {level} requested; it has {n_levels} level(s)"
+        )
+    shape = tuple(slide.levels[level].shape[:2])
+    return Region.whole(shape) if region is None else region.clipped_to(shape)
+
+
+def super_resolve(
+    image_or_path,
+    model: str | os.PathLike | TileModel = "default",
+    *,
+    level: int = 0,
+    region: Region | None = None,
+    tile_px: int = DEFAULT_SR_TILE_PX,
+    halo_px: int = DEFAULT_HALO_PX,
+    batch_size: int | None = None,
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
+    """Super-resolve a region into memory: (height*scale, width*scale, 3) uint8.
+
+    For whole slides or large regions use :func:`process_slide`, which streams to disk.
+    """
+    slide, tile_model = _as_slide(image_or_path), load_model(model, device)
+    region = _checked_level_and_region(slide, level, region)
+    scale = tile_model.scale
+    output = np.zeros((region.height * scale, region.width * scale, 3), np.uint8)
+    super_resolve_region(
+        slide.levels[level],
+        region,
+        tile_model,
+        array_core_writer(output, region, scale),
+        tile_px=tile_px,
+        halo_px=halo_px,
+        batch_size=batch_size,
+        progress=progress,
+        cancel=cancel,
+    )
+    return output
+
+
+def default_classification_tile_px(tile_model: TileModel) -> int:
+    return tile_model.training_tile_px or PAPER_HR_CROP_PX // tile_model.scale
+
+
+def classify_tiles(
+    image_or_path,
+    model: str | os.PathLike | TileModel = "default",
+    *,
+    level: int = 0,
+    region: Region | None = None,
+    tile_px: int | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> TileClassification:
+    """Classify every tissue tile (LR tile -> SR -> classifier); background tiles are skipped."""
+    slide, tile_model = _as_slide(image_or_path), load_model(model, device)
+    region = _checked_level_and_region(slide, level, region)
+    if not tile_model.can_classify:
+        raise ValueError(
+            f"model {tile_model.identity} has no classifier; use a SHISRCNet checkpoint"
+        )
+    return classify_region(
+        slide.levels,
+        level,
+        region,
+        tile_model,
+        tile_model.class_names,
+        tile_px=tile_px or default_classification_tile_px(tile_model),
+        batch_size=batch_size,
+        progress=progress,
+        cancel=cancel,
+    )
+
+
+@dataclass
+class SlideResult:
+    """Where one slide's results are, and what they say."""
+
+    zarr_path: Path
+    csv_path: Path | None = None
+    geojson_path: Path | None = None
+    summary: dict = field(default_factory=dict)
+    resumed_complete: bool = False
+
+
+def _signature(slide: Slide, level, region, tile_model, sr, classify, tile_px, halo_px, cls_px):
+    path = slide.metadata.path
+    stat = path.stat() if path.exists() else None
+    return {
+        "input": str(path.resolve()) if stat else str(path),
+        "input_bytes": stat.st_size if stat and path.is_file() else None,
+        "input_mtime_ns": stat.st_mtime_ns if stat else None,
+        "level": level,
+        "region_yxhw": [region.y, region.x, region.height, region.width],
+        "model": tile_model.identity,
+        "scale": tile_model.scale,
+        "super_resolution": sr,
+        "classification": classify,
+        "sr_tile_px": tile_px if sr else None,
+        "halo_px": halo_px if sr else None,
+        "classification_tile_px": cls_px if classify else None,
+        "package_version": __version__,
+    }
+
+
+def _pixel_centre_translation(region: Region, step_px: float, mpp: float) -> tuple[float, float]:
+    """Physical position of the first output pixel's centre, for outputs whose pixel spans
+    ``step_px`` level pixels (napari and NGFF place a pixel's centre at its coordinate)."""
+    offset = (step_px - 1.0) / 2.0
+    return ((region.y + offset) * mpp, (region.x + offset) * mpp)
+
+
+def _write_sr(
+    store, slide, level, region, tile_model, tile_px, halo_px, batch_size, progress, cancel
+):
+    scale = tile_model.scale
+    level0 = store.image_level0((region.height * scale, region.width * scale), tile_px * scale)
+    batch_size = store.remember(
+        "sr_batch_size",
+        batch_size
+        or default_batch_size(tile_model, TileGrid(region, tile_px, halo_px).window_shape),
+    )
+
+    def write_core(tile: Tile, core: np.ndarray) -> None:
+        y0, x0 = (tile.core[0] - region.y) * scale, (tile.core[2] - region.x) * scale
+        level0[:, y0 : y0 + core.shape[0], x0 : x0 + core.shape[1]] = core.transpose(2, 0, 1)
+
+    super_resolve_region(
+        slide.levels[level],
+        region,
+        tile_model,
+        write_core,
+        tile_px=tile_px,
+        halo_px=halo_px,
+        batch_size=batch_size,
+        skip_batches=store.done_batches("sr"),
+        on_batch_written=lambda index: store.mark_batch_done("sr", index),
+        progress=progress,
+        cancel=cancel,
+    )
+    return 1.0 / scale
+
+
+def _write_overview(store, slide, level, region, cls_px) -> float:
+    """Without SR the labels still need an image: the region at ~16 px per tile."""
+    step = max(1, cls_px // OVERVIEW_PX_PER_TILE)
+    source = slide.levels[level][
+        region.y : region.y + region.height, region.x : region.x + region.width
+    ]
+    pad = ((0, -region.height % step), (0, -region.width % step), (0, 0))
+    small = da.coarsen(
+        np.mean, da.pad(source, pad, mode="edge").astype(np.float32), {0: step, 1: step}
+    )
+    small = (small + 0.5).astype(np.uint8).transpose(2, 0, 1)
+    level0 = store.image_level0(small.shape[1:], 512)
+    da.store(small.rechunk(level0.chunks), level0, lock=False)
+    return float(step)
+
+
+def _restore_classified(store, n_rows, n_columns, n_classes):
+    probabilities = np.full((n_rows, n_columns, n_classes), np.nan, np.float32)
+    done = store.classified_batches()
+    for saved in done.values():
+        rows, columns = saved[:, 0].astype(int), saved[:, 1].astype(int)
+        probabilities[rows, columns] = saved[:, 2:]
+    return probabilities, set(done)
+
+
+def _classify(store, slide, level, region, tile_model, cls_px, batch_size, progress, cancel):
+    grid = TileGrid(region, cls_px)
+    probabilities, done = _restore_classified(store, *grid.shape, len(tile_model.class_names))
+    batch_size = store.remember("classification_batch_size", batch_size or 8)
+
+    def save(batch, outputs) -> None:
+        positions = np.array([(t.row, t.column) for t in batch.tiles], np.float32)
+        store.save_classified_batch(batch.index, positions, outputs)
+
+    return classify_region(
+        slide.levels,
+        level,
+        region,
+        tile_model,
+        tile_model.class_names,
+        tile_px=cls_px,
+        probabilities=probabilities,
+        batch_size=batch_size,
+        skip_batches=done,
+        on_batch_written=save,
+        progress=progress,
+        cancel=cancel,
+    )
+
+
+def process_slide(
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    model: str | os.PathLike | TileModel = "default",
+    *,
+    level: int = 0,
+    region: Region | None = None,
+    super_resolution: bool = True,
+    classification: bool = True,
+    tile_px: int = DEFAULT_SR_TILE_PX,
+    halo_px: int = DEFAULT_HALO_PX,
+    classification_tile_px: int | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    geojson: bool = False,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> SlideResult:
+    """Process one slide into ``out_dir/<name>.ome.zarr`` (+ ``.tiles.csv``, ``.geojson``).
+
+    Rerunning the same call resumes an interrupted run; a finished result is returned as is.
+    """
+    if not (super_resolution or classification):
+        raise ValueError("nothing to do: both super-resolution and classification are off")
+    tile_model = load_model(model, device)
+    if classification and not tile_model.can_classify:
+        raise ValueError(f"model {tile_model.identity} has no classifier; turn classification off")
+    with _as_slide(path) as slide:
+        region = _checked_level_and_region(slide, level, region)
+        cls_px = classification_tile_px or default_classification_tile_px(tile_model)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stem = slide.metadata.path.name.split(".")[0]
+        signature = _signature(
+            slide,
+            level,
+            region,
+            tile_model,
+            super_resolution,
+            classification,
+            tile_px,
+            halo_px,
+            cls_px,
+        )
+        store = ResultStore(out_dir / f"{stem}.ome.zarr", signature, overwrite=overwrite)
+        result = SlideResult(store.path)
+        if store.complete:
+            result.summary, result.resumed_complete = store.summary, True
+            result.csv_path, result.geojson_path = _existing(out_dir, stem)
+            return result
+        started = time.perf_counter()
+        mpp = slide.metadata.level_mpp(level)
+        unit, physical = ("micrometer", mpp) if mpp else (None, 1.0)
+        if super_resolution:
+            step = _write_sr(
+                store,
+                slide,
+                level,
+                region,
+                tile_model,
+                tile_px,
+                halo_px,
+                batch_size,
+                progress,
+                cancel,
+            )
+        else:
+            step = _write_overview(store, slide, level, region, cls_px)
+        classified = None
+        if classification:
+            classified = _classify(
+                store, slide, level, region, tile_model, cls_px, batch_size, progress, cancel
+            )
+        n_levels = store.finish_image(
+            step * physical, _pixel_centre_translation(region, step, physical), unit, stem
+        )
+        summary = {
+            "input": str(slide.metadata.path),
+            "level": level,
+            "region_xywh": [region.x, region.y, region.width, region.height],
+            "mpp": mpp,
+            "model": tile_model.identity,
+            "scale": tile_model.scale if super_resolution else None,
+            "output_shape_yx": list(store.group["0"].shape[1:]),
+            "pyramid_levels": n_levels,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        if classified is not None:
+            summary.update(
+                _write_classification(
+                    store,
+                    out_dir,
+                    stem,
+                    slide,
+                    level,
+                    region,
+                    classified,
+                    cls_px,
+                    physical,
+                    unit,
+                    geojson,
+                    result,
+                )
+            )
+        store.mark_complete(summary)
+        result.summary = summary
+        return result
+
+
+def _write_classification(
+    store, out_dir, stem, slide, level, region, classified, cls_px, physical, unit, geojson, result
+) -> dict:
+    names = classified.class_names
+    colors = class_colors(names)
+    store.write_probabilities(classified.probabilities)
+    store.write_labels(
+        classified.label_map,
+        names,
+        [(*c, 255) for c in colors],
+        cls_px * physical,
+        _pixel_centre_translation(region, cls_px, physical),
+        unit,
+    )
+    rows = tile_rows(classified, slide.metadata.level_downsamples[level], slide.metadata.mpp)
+    result.csv_path = write_tile_csv(out_dir / f"{stem}.tiles.csv", rows, names)
+    if geojson:
+        result.geojson_path = write_tile_geojson(
+            out_dir / f"{stem}.geojson", rows, dict(zip(names, colors, strict=True))
+        )
+    counts = classified.counts()
+    tile_area_mm2 = (cls_px * physical / 1000.0) ** 2 if unit else None
+    return {
+        "classification_tile_px": cls_px,
+        "tiles": int(np.prod(classified.grid.shape)),
+        "tissue_tiles": int(classified.tissue.sum()),
+        "tiles_per_class": counts,
+        "area_mm2_per_class": (
+            {k: round(v * tile_area_mm2, 4) for k, v in counts.items()} if tile_area_mm2 else None
+        ),
+    }
+
+
+def _existing(out_dir: Path, stem: str) -> tuple[Path | None, Path | None]:
+    csv_path, geojson_path = out_dir / f"{stem}.tiles.csv", out_dir / f"{stem}.geojson"
+    return (
+        csv_path if csv_path.exists() else None,
+        geojson_path if geojson_path.exists() else None,
+    )
+
+
+def summary_json(result: SlideResult) -> str:
+    return json.dumps(result.summary, indent=2)

@@ -1,0 +1,1 @@
+"""Tiled inference: grids with halos, the batched device pipeline, tissue detection."""

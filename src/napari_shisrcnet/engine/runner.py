@@ -1,0 +1,155 @@
+"""The batched tile pipeline: reader threads -> compute -> writer thread.
+
+Reading (a thread pool, a few batches ahead), compute (the calling thread) and
+writing (one thread, so no two writes touch the same output chunk at once) overlap.
+Batches are fixed slices of the tile list, so a resumed run recomputes exactly the
+batches an uninterrupted run would, and ends bit-identical. Progress goes to a
+callback; a cancel token is checked between batches.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tiling import Tile
+
+
+class RunCancelled(Exception):
+    """Raised when a run stops because its :class:`CancelToken` was set."""
+
+
+class CancelToken:
+    """Thread-safe cancellation flag, checked between batches."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Where a run stands: ``done`` of ``total`` tiles, output megapixels per second, ETA."""
+
+    stage: str
+    done: int
+    total: int
+    elapsed_s: float
+    megapixels_per_s: float
+    eta_s: float | None
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+@dataclass(frozen=True)
+class Batch:
+    index: int
+    tiles: tuple[Tile, ...]
+
+
+def make_batches(tiles: Sequence[Tile], batch_size: int) -> list[Batch]:
+    return [
+        Batch(i // batch_size, tuple(tiles[i : i + batch_size]))
+        for i in range(0, len(tiles), batch_size)
+    ]
+
+
+class _Writer(threading.Thread):
+    """Applies ``write`` to computed batches in order; remembers the first error."""
+
+    def __init__(self, write: Callable[[Batch, np.ndarray], None]) -> None:
+        super().__init__(name="shisrcnet-writer", daemon=True)
+        self.write = write
+        self.jobs: queue.Queue = queue.Queue(maxsize=4)  # bounds results held in memory
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            if self.error is None:
+                try:
+                    self.write(*job)
+                except BaseException as error:  # re-raised on the calling thread
+                    self.error = error
+
+    def finish(self) -> None:
+        self.jobs.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+def run_batches(
+    batches: Sequence[Batch],
+    read: Callable[[Tile], np.ndarray],
+    compute: Callable[[np.ndarray], np.ndarray],
+    write: Callable[[Batch, np.ndarray], None],
+    *,
+    stage: str = "tiles",
+    total_tiles: int | None = None,
+    output_pixels_per_tile: float = 0.0,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    reader_threads: int = 4,
+    prefetch_batches: int = 2,
+) -> None:
+    """Read, compute and write ``batches``; raise :class:`RunCancelled` if cancelled.
+
+    Whatever was written before a cancel or an error stays written (and resumable);
+    ``write`` for a batch is called only after the whole batch was computed.
+    """
+    total = total_tiles if total_tiles is not None else sum(len(b.tiles) for b in batches)
+    already = total - sum(len(b.tiles) for b in batches)
+    writer = _Writer(write)
+    writer.start()
+    start = time.perf_counter()
+    done = already
+    with ThreadPoolExecutor(reader_threads, thread_name_prefix="shisrcnet-reader") as readers:
+        reads: dict[int, list[Future]] = {}
+
+        def schedule(position: int) -> None:
+            if position < len(batches) and position not in reads:
+                reads[position] = [readers.submit(read, t) for t in batches[position].tiles]
+
+        try:
+            for position, batch in enumerate(batches):
+                for ahead in range(position, position + prefetch_batches + 1):
+                    schedule(ahead)
+                if cancel is not None and cancel.cancelled:
+                    raise RunCancelled(f"cancelled after {done} of {total} {stage}")
+                windows = np.stack([future.result() for future in reads.pop(position)])
+                results = compute(windows)
+                if writer.error is not None:
+                    break
+                writer.jobs.put((batch, results))
+                done += len(batch.tiles)
+                if progress is not None:
+                    progress(_event(stage, done, already, total, start, output_pixels_per_tile))
+        finally:
+            for futures in reads.values():
+                for future in futures:
+                    future.cancel()
+            writer.finish()
+
+
+def _event(stage, done, already, total, start, pixels_per_tile) -> ProgressEvent:
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    rate_tiles = (done - already) / elapsed
+    eta = (total - done) / rate_tiles if rate_tiles > 0 else None
+    return ProgressEvent(stage, done, total, elapsed, rate_tiles * pixels_per_tile / 1e6, eta)

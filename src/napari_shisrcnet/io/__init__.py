@@ -1,0 +1,1 @@
+"""Slide and image I/O: lazy pyramids in, OME-Zarr results out."""

@@ -1,0 +1,262 @@
+"""Resumable OME-Zarr (NGFF 0.4) results, written chunk by chunk.
+
+Layout of ``NAME.ome.zarr``:
+- ``0, 1, ...``: the image pyramid, axes (c, y, x), uint8 RGB, physical scale in µm;
+- ``labels/tile_classes``: the tile class map as NGFF labels (0 = background,
+  class i -> i + 1) with colours and class names;
+- ``tile_probabilities``: per-tile class probabilities (rows, columns, classes).
+
+A run first records its signature (input, model, tiling, version) with
+``complete: false``; the NGFF ``multiscales`` metadata that readers look for is
+written only when the image is finished, and ``complete: true`` last. Finished
+batches are logged in ``.shisrcnet/<stage>.done``, so rerunning the same command
+resumes. A folder from a different run is refused, never silently mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import zarr
+from ome_zarr.format import FormatV04
+from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
+
+ATTRIBUTE_KEY = "napari_shisrcnet"
+PYRAMID_MIN_SIDE_PX = 256
+_FORMAT = FormatV04()
+
+
+class ResultError(ValueError):
+    """An output folder that cannot be written as asked; the message says why."""
+
+
+def _axes(unit: str | None) -> list[dict]:
+    spatial = {"type": "space", **({"unit": unit} if unit else {})}
+    return [{"name": "c", "type": "channel"}, {"name": "y", **spatial}, {"name": "x", **spatial}]
+
+
+def pyramid_level_count(shape: tuple[int, int]) -> int:
+    """Halve until the longest side would drop below ``PYRAMID_MIN_SIDE_PX``."""
+    levels, longest = 1, max(shape)
+    while longest // 2 >= PYRAMID_MIN_SIDE_PX:
+        levels, longest = levels + 1, longest // 2
+    return levels
+
+
+class ResultStore:
+    """One OME-Zarr result folder: create it, or resume it if the signature matches."""
+
+    def __init__(self, path: str | os.PathLike, signature: dict, overwrite: bool = False):
+        self.path = Path(path)
+        self.signature = json.loads(json.dumps(signature))  # normalise tuples etc.
+        existing = self._existing_attributes()
+        if existing is not None and overwrite:
+            shutil.rmtree(self.path)
+            existing = None
+        if existing is None:
+            if self.path.exists():
+                raise ResultError(
+                    f"{self.path} exists and is not a napari-shisrcnet result; "
+                    "choose another output folder"
+                )
+            self.group = zarr.open_group(self.path, mode="w", zarr_format=2)
+            self.group.attrs[ATTRIBUTE_KEY] = {"signature": self.signature, "complete": False}
+        else:
+            if existing.get("signature") != self.signature:
+                raise ResultError(
+                    f"{self.path} holds a result of a different run (input, model or settings "
+                    "differ); use --overwrite or another --out"
+                )
+            self.group = zarr.open_group(self.path, mode="r+", zarr_format=2)
+        self._log_dir = self.path / ".shisrcnet"
+        self._log_dir.mkdir(exist_ok=True)
+
+    def _existing_attributes(self) -> dict | None:
+        if not self.path.exists():
+            return None
+        try:
+            return dict(zarr.open_group(self.path, mode="r").attrs)[ATTRIBUTE_KEY]
+        except Exception:
+            if self.path.is_dir() and not any(self.path.iterdir()):
+                self.path.rmdir()  # an empty folder holds nothing to lose
+                return None
+            raise ResultError(
+                f"{self.path} exists and is not a napari-shisrcnet result; "
+                "choose another output folder"
+            ) from None
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.group.attrs[ATTRIBUTE_KEY].get("complete"))
+
+    @property
+    def summary(self) -> dict:
+        return dict(self.group.attrs[ATTRIBUTE_KEY].get("summary") or {})
+
+    def remember(self, key: str, value):
+        """Return the value recorded under ``key`` by an earlier run, else record ``value``.
+
+        Used for batch sizes: a resumed run must batch exactly as the first did.
+        """
+        state = dict(self.group.attrs[ATTRIBUTE_KEY])
+        if key not in state:
+            state[key] = value
+            self.group.attrs[ATTRIBUTE_KEY] = state
+        return state[key]
+
+    # -- progress log -------------------------------------------------------------
+    def done_batches(self, stage: str) -> set[int]:
+        log = self._log_dir / f"{stage}.done"
+        if not log.exists():
+            return set()
+        return {int(line) for line in log.read_text().split()}
+
+    def mark_batch_done(self, stage: str, index: int) -> None:
+        with open(self._log_dir / f"{stage}.done", "a") as log:
+            log.write(f"{index}\n")
+
+    # -- image ----------------------------------------------------------------------
+    def image_level0(self, shape_yx: tuple[int, int], chunk_px: int) -> zarr.Array:
+        """The full-resolution (3, Y, X) uint8 array, created once, chunked per tile."""
+        if "0" in self.group:
+            return self.group["0"]
+        return self.group.create_array(
+            "0",
+            shape=(3, *shape_yx),
+            chunks=(3, chunk_px, chunk_px),
+            dtype="uint8",
+            fill_value=0,
+            config={"write_empty_chunks": True},
+        )
+
+    def finish_image(
+        self, pixel_size: float, translation: tuple[float, float], unit: str | None, name: str
+    ) -> int:
+        """Build the pyramid from level 0 and write the NGFF metadata; return the level count."""
+        level0 = self.group["0"]
+        n_levels = pyramid_level_count(level0.shape[1:])
+        previous = level0
+        for level in range(1, n_levels):
+            previous = self._write_downsampled(previous, str(level))
+        datasets = []
+        for level in range(n_levels):
+            size = pixel_size * 2**level
+            # A coarser pixel's centre sits (2^level - 1) / 2 fine pixels further in.
+            shift = (2**level - 1) / 2 * pixel_size
+            datasets.append(
+                {
+                    "path": str(level),
+                    "coordinateTransformations": [
+                        {"type": "scale", "scale": [1.0, size, size]},
+                        {
+                            "type": "translation",
+                            "translation": [0.0, *(t + shift for t in translation)],
+                        },
+                    ],
+                }
+            )
+        write_multiscales_metadata(self.group, datasets, fmt=_FORMAT, axes=_axes(unit), name=name)
+        self.group.attrs["omero"] = {
+            "channels": [
+                {"label": c, "color": rgb, "window": {"start": 0, "end": 255, "min": 0, "max": 255}}
+                for c, rgb in (("R", "FF0000"), ("G", "00FF00"), ("B", "0000FF"))
+            ],
+            "rdefs": {"model": "color"},
+        }
+        return n_levels
+
+    def _write_downsampled(self, source: zarr.Array, path: str) -> zarr.Array:
+        lazy = da.from_zarr(source)
+        _, height, width = lazy.shape
+        lazy = da.pad(lazy, ((0, 0), (0, height % 2), (0, width % 2)), mode="edge")
+        half = da.coarsen(np.mean, lazy.astype(np.float32), {1: 2, 2: 2})
+        half = (half + 0.5).astype(np.uint8)
+        target = self.group.create_array(
+            path,
+            shape=half.shape,
+            chunks=source.chunks,
+            dtype="uint8",
+            fill_value=0,
+            overwrite=True,
+            config={"write_empty_chunks": True},
+        )
+        # Chunks aligned with the zarr chunks: no two dask tasks write one zarr chunk.
+        da.store(half.rechunk(target.chunks), target, lock=False)
+        return target
+
+    # -- classification -----------------------------------------------------------------
+    def save_classified_batch(self, index: int, rows_columns: np.ndarray, probs: np.ndarray):
+        """Persist one batch of tile probabilities (atomic: written, then renamed)."""
+        folder = self._log_dir / "classified"
+        folder.mkdir(exist_ok=True)
+        temporary = folder / f".batch-{index:06d}.npy"
+        np.save(temporary, np.concatenate([rows_columns, probs], axis=1).astype(np.float32))
+        os.replace(temporary, folder / f"batch-{index:06d}.npy")
+
+    def classified_batches(self) -> dict[int, np.ndarray]:
+        """Earlier batches: index -> (n, 2 + classes) array of row, column, probabilities."""
+        folder = self._log_dir / "classified"
+        if not folder.exists():
+            return {}
+        return {int(f.stem.split("-")[1]): np.load(f) for f in sorted(folder.glob("batch-*.npy"))}
+
+    def write_probabilities(self, probabilities: np.ndarray) -> None:
+        array = self.group.create_array(
+            "tile_probabilities",
+            shape=probabilities.shape,
+            chunks=(1024, 1024, probabilities.shape[-1]),
+            dtype="float32",
+            fill_value=np.nan,
+            overwrite=True,
+        )
+        array[:] = probabilities
+
+    def write_labels(
+        self,
+        label_map: np.ndarray,
+        class_names: tuple[str, ...],
+        colors_rgba: list[tuple[int, int, int, int]],
+        tile_size: float,
+        translation: tuple[float, float],
+        unit: str | None,
+    ) -> None:
+        """Write the tile class map (0 = background, i + 1 = class i) as NGFF labels."""
+        labels = self.group.require_group("labels")
+        labels.attrs["labels"] = ["tile_classes"]
+        label_group = labels.require_group("tile_classes")
+        array = label_group.create_array(
+            "0", shape=(1, *label_map.shape), chunks=(1, 1024, 1024), dtype="uint8", overwrite=True
+        )
+        array[0] = label_map
+        datasets = [
+            {
+                "path": "0",
+                "coordinateTransformations": [
+                    {"type": "scale", "scale": [1.0, tile_size, tile_size]},
+                    {"type": "translation", "translation": [0.0, *translation]},
+                ],
+            }
+        ]
+        write_multiscales_metadata(
+            label_group, datasets, fmt=_FORMAT, axes=_axes(unit), name="tile_classes"
+        )
+        write_label_metadata(
+            labels,
+            "tile_classes",
+            colors=[{"label-value": i + 1, "rgba": list(c)} for i, c in enumerate(colors_rgba)],
+            properties=[{"label-value": i + 1, "class": n} for i, n in enumerate(class_names)],
+            fmt=_FORMAT,
+            source={"image": "../../"},
+        )
+
+    def mark_complete(self, summary: dict) -> None:
+        self.group.attrs[ATTRIBUTE_KEY] = {
+            **self.group.attrs[ATTRIBUTE_KEY],
+            "complete": True,
+            "summary": summary,
+        }

@@ -1,0 +1,272 @@
+"""Any slide or image -> a lazy multiscale RGB pyramid plus physical metadata.
+
+Every level is a dask array (Y, X, 3) uint8 whose chunks follow the file's own
+tiles, so nothing is read until a region is computed. TIFF-family files (SVS,
+NDPI, generic and pyramidal TIFF, OME-TIFF) go through tifffile's zarr store,
+OME-Zarr through zarr, PNG/JPEG through imageio (small images, read once).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import tifffile
+import zarr
+
+TIFF_SUFFIXES = (".svs", ".ndpi", ".tif", ".tiff", ".scn", ".bif")
+PLAIN_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+SUPPORTED = ("svs", "ndpi", "tif/tiff", "ome.tif", "ome.zarr", "png", "jpg")
+PLAIN_IMAGE_CHUNK_PX = 512
+_LENGTH_UNIT_TO_UM = {
+    "micrometer": 1.0,
+    "µm": 1.0,
+    "um": 1.0,
+    "nanometer": 1e-3,
+    "nm": 1e-3,
+    "millimeter": 1e3,
+    "mm": 1e3,
+    "centimeter": 1e4,
+    "cm": 1e4,
+    "meter": 1e6,
+    "m": 1e6,
+}
+
+
+class SlideError(ValueError):
+    """A file that cannot be opened as a slide; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class SlideMetadata:
+    """Physical facts about a slide; ``mpp`` is microns per pixel at level 0 (None if unknown)."""
+
+    path: Path
+    format: str
+    level_shapes: tuple[tuple[int, int], ...]
+    level_downsamples: tuple[float, ...]
+    mpp: float | None = None
+    objective_power: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def level_mpp(self, level: int) -> float | None:
+        return None if self.mpp is None else self.mpp * self.level_downsamples[level]
+
+
+@dataclass
+class Slide:
+    """A lazy pyramid: ``levels[0]`` is full resolution, each (Y, X, 3) uint8."""
+
+    levels: list[da.Array]
+    metadata: SlideMetadata
+    _store: object = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.metadata.level_shapes[0]
+
+    def close(self) -> None:
+        if hasattr(self._store, "close"):
+            self._store.close()
+
+    def __enter__(self) -> Slide:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _to_rgb_uint8(array: da.Array, axes: str, path: Path) -> da.Array:
+    """Reorder to YX(C), drop alpha, expand grey, scale 16-bit/float to uint8 (all lazy)."""
+    for axis in [a for a in axes if a not in "YXSC"]:
+        if array.shape[axes.index(axis)] != 1:
+            raise SlideError(
+                f"{path}: has {array.shape[axes.index(axis)]} image planes (axes '{axes}'); "
+                "expected one RGB, RGBA or grayscale image"
+            )
+        array = array[tuple(0 if a == axis else slice(None) for a in axes)]
+        axes = axes.replace(axis, "")
+    if axes in ("SYX", "CYX"):
+        array, axes = array.transpose(1, 2, 0), "YXS"
+    if axes == "YX":
+        array = da.stack([array] * 3, axis=-1)
+    elif axes in ("YXS", "YXC"):
+        channels = array.shape[-1]
+        if channels in (1, 2):  # grey (+ alpha)
+            array = da.concatenate([array[..., :1]] * 3, axis=-1)
+        elif channels in (3, 4):
+            array = array[..., :3]
+        else:
+            raise SlideError(f"{path}: has {channels} channels; expected RGB, RGBA or grayscale")
+    else:
+        raise SlideError(f"{path}: unsupported axes '{axes}'; expected YX, YXS or CYX")
+    if min(array.shape[:2]) == 0:
+        raise SlideError(f"{path}: the image is empty")
+    return _as_uint8(array, path)
+
+
+def _as_uint8(array: da.Array, path: Path) -> da.Array:
+    dtype = array.dtype
+    if dtype == np.uint8:
+        return array
+    if dtype == np.uint16:
+        return (array // 257).astype(np.uint8)  # full 16-bit range onto 0..255
+    if np.issubdtype(dtype, np.floating):
+        return (da.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    raise SlideError(f"{path}: pixel type {dtype} is not supported (use 8/16-bit or float)")
+
+
+def _aperio_metadata(description: str) -> tuple[float | None, float | None]:
+    fields = dict(re.findall(r"\|\s*([^=|]+?)\s*=\s*([^|]*)", description))
+
+    def number(key: str) -> float | None:
+        try:
+            return float(fields[key])
+        except (KeyError, ValueError):
+            return None
+
+    return number("MPP"), number("AppMag")
+
+
+def _ome_mpp(ome_xml: str) -> float | None:
+    root = ElementTree.fromstring(ome_xml)
+    pixels = next((e for e in root.iter() if e.tag.endswith("Pixels")), None)
+    if pixels is None or pixels.get("PhysicalSizeX") is None:
+        return None
+    unit = pixels.get("PhysicalSizeXUnit", "µm")
+    return float(pixels.get("PhysicalSizeX")) * _LENGTH_UNIT_TO_UM.get(unit, 1.0)
+
+
+def _tiff_resolution_mpp(page: tifffile.TiffPage) -> float | None:
+    tag = page.tags.get("XResolution")
+    unit = page.tags.get("ResolutionUnit")
+    if tag is None or unit is None:
+        return None
+    numerator, denominator = tag.value
+    if not numerator or not denominator:
+        return None
+    per_unit = {2: 25_400.0, 3: 10_000.0}.get(int(unit.value))  # inch, centimetre in microns
+    return None if per_unit is None else per_unit * denominator / numerator
+
+
+def _tiff_physical(tif: tifffile.TiffFile) -> tuple[str, float | None, float | None]:
+    page = tif.pages.first
+    if tif.is_svs:
+        mpp, power = _aperio_metadata(page.description)
+        return "svs", mpp, power
+    if tif.is_ndpi:
+        power = (page.ndpi_tags or {}).get("Magnification")
+        return "ndpi", _tiff_resolution_mpp(page), power
+    if tif.is_ome:
+        return "ome-tiff", _ome_mpp(tif.ome_metadata), None
+    return "tiff", _tiff_resolution_mpp(page), None
+
+
+def _open_tiff(path: Path) -> Slide:
+    try:
+        tif = tifffile.TiffFile(path)
+    except Exception as error:  # tifffile raises several types for non-TIFF bytes
+        raise SlideError(f"{path}: not a readable TIFF ({error})") from None
+    try:
+        series = tif.series[0]
+        file_format, mpp, power = _tiff_physical(tif)
+        store = series.aszarr()
+        node = zarr.open(store, mode="r")
+        arrays = (
+            [node]
+            if isinstance(node, zarr.Array)
+            else [node[str(i)] for i in range(len(series.levels))]
+        )
+        levels = [_to_rgb_uint8(da.from_zarr(a), series.axes, path) for a in arrays]
+    except SlideError:
+        tif.close()
+        raise
+    except Exception as error:
+        tif.close()
+        raise SlideError(f"{path}: cannot read the image data ({error})") from None
+    metadata = _pyramid_metadata(path, file_format, levels, mpp, power)
+    return Slide(levels, metadata, tif)
+
+
+def _ome_zarr_attributes(group: zarr.Group) -> dict:
+    attributes = dict(group.attrs)
+    return attributes.get("ome", attributes)  # NGFF 0.5 nests everything under "ome"
+
+
+def _open_ome_zarr(path: Path) -> Slide:
+    try:
+        group = zarr.open_group(path, mode="r")
+        multiscale = _ome_zarr_attributes(group)["multiscales"][0]
+    except Exception as error:
+        raise SlideError(f"{path}: not an OME-Zarr image ({error})") from None
+    axes = "".join(a["name"] if isinstance(a, dict) else a for a in multiscale["axes"]).upper()
+    datasets = multiscale["datasets"]
+    levels = [_to_rgb_uint8(da.from_zarr(group[d["path"]]), axes, path) for d in datasets]
+    mpp = None
+    x_axis = [a for a in multiscale["axes"] if isinstance(a, dict) and a["name"] == "x"]
+    unit = x_axis[0].get("unit", "micrometer") if x_axis else "micrometer"
+    for transform in datasets[0].get("coordinateTransformations", []):
+        if transform.get("type") == "scale":
+            mpp = float(transform["scale"][axes.index("X")]) * _LENGTH_UNIT_TO_UM.get(unit, 1.0)
+    return Slide(levels, _pyramid_metadata(path, "ome-zarr", levels, mpp, None))
+
+
+def _open_plain_image(path: Path) -> Slide:
+    import imageio.v3 as iio
+
+    try:
+        pixels = np.asarray(iio.imread(path))
+    except Exception as error:
+        raise SlideError(f"{path}: cannot decode the image ({error})") from None
+    axes = "YX" if pixels.ndim == 2 else "YXS"
+    if pixels.ndim not in (2, 3):
+        raise SlideError(f"{path}: has {pixels.ndim} dimensions; expected a 2D image")
+    array = da.from_array(
+        pixels, chunks=(PLAIN_IMAGE_CHUNK_PX, PLAIN_IMAGE_CHUNK_PX, *pixels.shape[2:])
+    )
+    level = _to_rgb_uint8(array, axes, path)
+    return Slide(
+        [level], _pyramid_metadata(path, path.suffix.lstrip(".").lower(), [level], None, None)
+    )
+
+
+def _pyramid_metadata(path, file_format, levels, mpp, power) -> SlideMetadata:
+    shapes = tuple((int(a.shape[0]), int(a.shape[1])) for a in levels)
+    downsamples = tuple(shapes[0][1] / s[1] for s in shapes)
+    return SlideMetadata(path, file_format, shapes, downsamples, mpp, power)
+
+
+def open_slide(path: str | os.PathLike) -> Slide:
+    """Open a slide or image lazily. Raises :class:`SlideError` naming the file and problem."""
+    path = Path(path)
+    name = path.name.lower()
+    if not path.exists():
+        raise SlideError(f"{path}: file not found")
+    if name.endswith(".zarr") or (
+        path.is_dir() and any((path / f).exists() for f in (".zattrs", "zarr.json", ".zgroup"))
+    ):
+        return _open_ome_zarr(path)
+    if path.is_dir():
+        raise SlideError(f"{path}: is a folder, not a slide (supported: {', '.join(SUPPORTED)})")
+    if name.endswith(TIFF_SUFFIXES):
+        return _open_tiff(path)
+    if name.endswith(PLAIN_IMAGE_SUFFIXES):
+        return _open_plain_image(path)
+    raise SlideError(f"{path}: unsupported file type (supported: {', '.join(SUPPORTED)})")
+
+
+def describe(metadata: SlideMetadata) -> str:
+    """One line for logs and the CLI."""
+    mpp = "unknown mpp" if metadata.mpp is None else f"{metadata.mpp:.3f} µm/px"
+    power = "" if metadata.objective_power is None else f", {metadata.objective_power:g}x"
+    h, w = metadata.level_shapes[0]
+    levels = len(metadata.level_shapes)
+    return f"{metadata.path.name}: {metadata.format}, {w}x{h} px, {levels} level(s), {mpp}{power}"
+
+
+__all__ = ["Slide", "SlideError", "SlideMetadata", "describe", "open_slide"]

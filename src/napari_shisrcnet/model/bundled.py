@@ -1,0 +1,27 @@
+"""Weights shipped inside the package (see docs/model-card.md)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+#: Name accepted by ``load_model`` / ``--model`` -> file in ``napari_shisrcnet/weights``.
+BUNDLED_WEIGHTS = {"default": "shisrcnet-x2-binary.safetensors"}
+
+
+class BundledModelMissing(LookupError):
+    """The requested bundled model is not part of this installation."""
+
+
+def bundled_weights_path(name: str) -> Path:
+    if name not in BUNDLED_WEIGHTS:
+        raise BundledModelMissing(
+            f"unknown bundled model '{name}' (known: {', '.join(BUNDLED_WEIGHTS)})"
+        )
+    path = Path(str(resources.files("napari_shisrcnet") / "weights" / BUNDLED_WEIGHTS[name]))
+    if not path.is_file():
+        raise BundledModelMissing(
+            f"this installation has no bundled '{name}' model ({path.name}); pass a checkpoint "
+            "file or 'bicubic'"
+        )
+    return path

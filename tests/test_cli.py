@@ -1,0 +1,87 @@
+import pytest
+import zarr
+
+from napari_shisrcnet.cli import main
+
+
+def test_help_reads_like_a_science_tool(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in (
+        "--out",
+        "--model",
+        "--level",
+        "--region",
+        "--tile-px",
+        "--halo-px",
+        "--batch-size",
+        "--device",
+        "--no-sr",
+        "--no-classify",
+        "--format",
+        "--geojson",
+    ):
+        assert option in text
+
+
+def test_info_prints_versions_and_devices(capsys):
+    assert main(["info"]) == 0
+    text = capsys.readouterr().out
+    assert "napari-shisrcnet" in text and "torch" in text and "cpu:" in text
+
+
+def test_predict_writes_results_and_one_summary_line(tmp_path, pyramid_tiff, capsys):
+    code = main(
+        [
+            "predict",
+            str(pyramid_tiff),
+            "--out",
+            str(tmp_path),
+            "--model",
+            "bicubic",
+            "--no-classify",
+            "--region",
+            "0,0,200,100",
+            "--format",
+            "ome-tiff",
+        ]
+    )
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("synthetic.tif: SR x2 400x200 px")
+    assert zarr.open_group(tmp_path / "synthetic.ome.zarr", mode="r")["0"].shape == (3, 200, 400)
+    import tifffile
+
+    with tifffile.TiffFile(tmp_path / "synthetic.ome.tif") as tif:
+        assert tif.is_ome and tif.series[0].shape == (200, 400, 3)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["missing.svs", "--model", "bicubic", "--no-classify"], "missing.svs: file not found"),
+        (["{slide}", "--model", "bicubic"], "has no classifier"),
+        (["{slide}", "--model", "nothing.safetensors"], "checkpoint not found"),
+        (["{slide}", "--model", "bicubic", "--no-classify", "--level", "9"], "level 9 requested"),
+        (["{slide}", "--model", "default"], "no bundled 'default' model"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_one_line(tmp_path, pyramid_tiff, capsys, arguments, message):
+    out = tmp_path / "out"
+    arguments = [a.replace("{slide}", str(pyramid_tiff)) for a in arguments]
+    code = main(["predict", *arguments, "--out", str(out)])
+    error = capsys.readouterr().err.strip()
+    assert code != 0
+    assert (
+        message in error and len(error.splitlines()) == 1 and error.startswith("shisrcnet: error:")
+    )
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_bad_region_is_an_argument_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "x.svs", "--out", "o", "--region", "1,2,3"])
+    assert exit_info.value.code == 2
+    assert "expected X,Y,WIDTH,HEIGHT" in capsys.readouterr().err

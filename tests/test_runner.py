@@ -1,0 +1,128 @@
+import threading
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from napari_shisrcnet.engine.inference import TileModel, resolve_device
+from napari_shisrcnet.engine.runner import (
+    CancelToken,
+    RunCancelled,
+    make_batches,
+    run_batches,
+)
+from napari_shisrcnet.engine.tiling import Region, TileGrid
+
+
+def _grid_batches(batch_size=3):
+    tiles = TileGrid(Region(0, 0, 40, 50), tile_px=10).tiles()  # 4 x 5 = 20 tiles
+    return tiles, make_batches(tiles, batch_size)
+
+
+def _read(tile):
+    return np.full((10, 10, 3), tile.index, np.uint8)
+
+
+def test_every_tile_is_computed_and_written_once_with_progress():
+    _, batches = _grid_batches()
+    written, events = [], []
+    run_batches(
+        batches,
+        _read,
+        lambda w: w[:, 0, 0, 0].astype(np.int64),
+        lambda batch, out: written.extend(zip((t.index for t in batch.tiles), out, strict=True)),
+        output_pixels_per_tile=100,
+        progress=events.append,
+    )
+    assert sorted(written) == [(i, i) for i in range(20)]  # each tile's own pixels, once
+    assert [e.done for e in events] == [3, 6, 9, 12, 15, 18, 20]
+    assert events[-1].total == 20 and events[-1].eta_s == 0 and events[-1].megapixels_per_s > 0
+
+
+def test_cancel_stops_between_batches_and_keeps_what_was_written():
+    _, batches = _grid_batches()
+    token, written = CancelToken(), []
+
+    def progress(event):
+        if event.done >= 6:
+            token.cancel()
+
+    with pytest.raises(RunCancelled, match="cancelled after 6 of 20"):
+        run_batches(
+            batches,
+            _read,
+            lambda w: w[:, 0, 0, 0],
+            lambda batch, out: written.append(batch.index),
+            progress=progress,
+            cancel=token,
+        )
+    assert written == [0, 1]  # finished batches are flushed, nothing after the cancel
+
+
+def test_writer_errors_reach_the_caller():
+    _, batches = _grid_batches()
+
+    def broken_write(batch, out):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        run_batches(batches, _read, lambda w: w[:, 0, 0, 0], broken_write)
+
+
+def test_reader_errors_reach_the_caller():
+    _, batches = _grid_batches()
+
+    def broken_read(tile):
+        raise ValueError("corrupt JPEG tile")
+
+    with pytest.raises(ValueError, match="corrupt JPEG tile"):
+        run_batches(batches, broken_read, lambda w: w, lambda b, o: None)
+    assert not any(t.name.startswith("shisrcnet-writer") for t in threading.enumerate())
+
+
+class Doubler(nn.Module):
+    """x2 nearest 'SR' that runs out of memory above two tiles per batch."""
+
+    scale = 2
+
+    def __init__(self, max_batch=2, nan_under_autocast=False):
+        super().__init__()
+        self.max_batch, self.nan_under_autocast = max_batch, nan_under_autocast
+        self.calls = []
+
+    def forward(self, x):
+        self.calls.append(len(x))
+        if len(x) > self.max_batch:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        out = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+        if self.nan_under_autocast and torch.is_autocast_enabled("cpu"):
+            out = out * float("nan")
+        return out
+
+
+def test_out_of_memory_halves_the_batch_and_keeps_it():
+    module = Doubler(max_batch=2)
+    model = TileModel(module, "cpu")
+    tiles = np.random.default_rng(0).integers(0, 255, (8, 4, 4, 3), dtype=np.uint8)
+    out = model.super_resolve(tiles)
+    np.testing.assert_array_equal(out, tiles.repeat(2, axis=1).repeat(2, axis=2))
+    assert model.max_batch == 2
+    module.calls.clear()
+    model.super_resolve(tiles)
+    assert module.calls == [2, 2, 2, 2]  # the smaller batch is remembered
+
+
+def test_non_finite_autocast_output_is_recomputed_in_fp32():
+    model = TileModel(Doubler(max_batch=99, nan_under_autocast=True), "cpu")
+    model.autocast_dtype = torch.bfloat16  # CPU autocast stands in for CUDA here
+    tiles = np.full((2, 4, 4, 3), 100, np.uint8)
+    assert np.all(model.super_resolve(tiles) == 100)
+
+
+def test_device_resolution():
+    assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")

@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from conftest import CMU_SVS, needs_cmu_svs
+from napari_shisrcnet.io.slides import SlideError, open_slide
+
+
+def test_pyramidal_tiff_is_lazy_tiled_and_physical(pyramid_tiff):
+    with open_slide(pyramid_tiff) as slide:
+        assert slide.metadata.level_shapes == ((1200, 1600), (600, 800))
+        assert slide.metadata.level_downsamples == (1.0, 2.0)
+        assert slide.metadata.mpp == pytest.approx(0.5)
+        assert slide.metadata.level_mpp(1) == pytest.approx(1.0)
+        level0 = slide.levels[0]
+        assert (level0.dtype, level0.chunksize) == (np.uint8, (256, 256, 3))
+        assert level0[:256, :256].compute().std() > 0
+
+
+@needs_cmu_svs
+def test_cmu_aperio_svs():
+    with open_slide(CMU_SVS) as slide:
+        meta = slide.metadata
+        assert (meta.format, meta.level_shapes[0]) == ("svs", (2967, 2220))
+        assert meta.mpp == pytest.approx(0.499)
+        assert meta.objective_power == 20
+        assert slide.levels[0].chunksize == (240, 240, 3)  # the file's JPEG tiles
+        assert slide.levels[0][1000:1100, 1000:1100].compute().mean() < 240  # tissue, decoded
+
+
+def test_ome_tiff_physical_size(tmp_path):
+    path = tmp_path / "image.ome.tif"
+    tifffile.imwrite(
+        path,
+        np.full((64, 80, 3), 200, np.uint8),
+        photometric="rgb",
+        metadata={"axes": "YXS", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.25},
+    )
+    with open_slide(path) as slide:
+        assert slide.metadata.format == "ome-tiff"
+        assert slide.metadata.mpp == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "expected"),
+    [
+        (np.dstack([np.full((8, 8, 3), 90, np.uint8), np.zeros((8, 8, 1), np.uint8)]), 90),  # RGBA
+        (np.full((8, 8), 77, np.uint8), 77),  # grey
+        (np.full((8, 8, 3), 257 * 100, np.uint16), 100),  # 16-bit scaled
+    ],
+    ids=["rgba", "grey", "uint16"],
+)
+def test_channels_and_depths_become_rgb_uint8(tmp_path, pixels, expected):
+    path = tmp_path / "image.tif"
+    tifffile.imwrite(path, pixels, photometric="rgb" if pixels.ndim == 3 else "minisblack")
+    with open_slide(path) as slide:
+        rgb = slide.levels[0].compute()
+    assert rgb.shape == (8, 8, 3) and rgb.dtype == np.uint8
+    assert np.all(rgb == expected)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_png_and_jpeg(tmp_path, suffix):
+    import imageio.v3 as iio
+
+    pixels = np.zeros((50, 70, 3), np.uint8)
+    pixels[..., 0] = 200
+    iio.imwrite(tmp_path / f"image{suffix}", pixels)
+    with open_slide(tmp_path / f"image{suffix}") as slide:
+        assert slide.levels[0].shape == (50, 70, 3)
+        assert abs(int(slide.levels[0][25, 35, 0].compute()) - 200) <= 3
+        assert slide.metadata.mpp is None
+
+
+def test_ome_zarr_written_by_us_reads_back(tmp_path):
+    group = zarr.open_group(tmp_path / "x.ome.zarr", mode="w", zarr_format=2)
+    group.create_array("0", data=np.full((3, 40, 30), 9, np.uint8))
+    group.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "axes": [
+                {"name": "c", "type": "channel"},
+                {"name": "y", "type": "space", "unit": "micrometer"},
+                {"name": "x", "type": "space", "unit": "micrometer"},
+            ],
+            "datasets": [
+                {
+                    "path": "0",
+                    "coordinateTransformations": [{"type": "scale", "scale": [1, 0.3, 0.3]}],
+                }
+            ],
+        }
+    ]
+    with open_slide(tmp_path / "x.ome.zarr") as slide:
+        assert slide.levels[0].shape == (40, 30, 3)
+        assert slide.metadata.mpp == pytest.approx(0.3)
+
+
+def _assert_slide_error(path, match):
+    with pytest.raises(SlideError, match=match) as caught:
+        open_slide(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_missing_file(tmp_path):
+    _assert_slide_error(tmp_path / "slide.svs", "file not found")
+
+
+def test_unsupported_type(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    _assert_slide_error(tmp_path / "notes.txt", "unsupported file type")
+
+
+def test_corrupt_tiff(tmp_path):
+    (tmp_path / "broken.svs").write_bytes(b"II*\x00" + bytes(range(256)) * 4)
+    _assert_slide_error(tmp_path / "broken.svs", "not a readable TIFF|cannot read")
+
+
+def test_five_channels(tmp_path):
+    path = tmp_path / "multiplex.tif"
+    tifffile.imwrite(path, np.zeros((5, 16, 16), np.uint8), photometric="minisblack")
+    _assert_slide_error(path, "has 5 image planes")
+
+
+def test_folder_that_is_not_a_slide(tmp_path):
+    _assert_slide_error(tmp_path, "is a folder, not a slide")
