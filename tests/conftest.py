@@ -32,3 +32,47 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     model = SHISRCNet(scale=2, **TINY_SHISRCNET)
     path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
     return save_checkpoint(model, path, provenance={"hr_crop_px": 128})
+
+
+def make_breakhis_tree(root: Path, images_per_patient: int = 3, side_px=(72, 96)) -> Path:
+    """A miniature BreaKHis tree in the official layout, with small generated images."""
+    import imageio.v3 as iio
+
+    from napari_shisrcnet.io.synthetic import synthetic_he_tile
+
+    layout = {  # (group letter, code, folder name) -> slides (patient ids with slide letters)
+        ("B", "A", "adenosis"): ["22549AB", "22549CD", "29960CD"],
+        ("B", "F", "fibroadenoma"): ["14134E", "29960AB"],
+        ("M", "DC", "ductal_carcinoma"): ["10926", "11031", "13412"],
+        ("M", "LC", "lobular_carcinoma"): ["12204", "16196"],
+    }
+    group_names = {"B": "benign", "M": "malignant"}
+    seed = 0
+    for (letter, code, folder), slides in layout.items():
+        for slide in slides:
+            for magnification in (100, 200):
+                base = (
+                    root
+                    / "BreaKHis_v1"
+                    / "histology_slides"
+                    / "breast"
+                    / group_names[letter]
+                    / "SOB"
+                    / folder
+                    / f"SOB_{letter}_{code}_14-{slide}"
+                    / f"{magnification}X"
+                )
+                base.mkdir(parents=True, exist_ok=True)
+                for index in range(1, images_per_patient + 1):
+                    seed += 1
+                    pixels = synthetic_he_tile(seed * 500, 0, *side_px, seed=seed % 7)
+                    if letter == "M":  # make malignant visibly different, so it is learnable
+                        pixels = (pixels * [0.8, 0.7, 1.0]).astype("uint8")
+                    name = f"SOB_{letter}_{code}-14-{slide}-{magnification}-{index:03d}.png"
+                    iio.imwrite(base / name, pixels)
+    return root
+
+
+@pytest.fixture(scope="session")
+def breakhis_tree(tmp_path_factory) -> Path:
+    return make_breakhis_tree(tmp_path_factory.mktemp("breakhis"))

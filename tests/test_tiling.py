@@ -118,3 +118,16 @@ def test_super_resolve_region_output_is_scale_times_input(scale):
     whole = model.super_resolve(np.pad(image, ((4, 4), (4, 4), (0, 0)), mode="reflect")[None])[0]
     expected = whole[(4 + 5) * scale : (4 + 35) * scale, (4 + 7) * scale : (4 + 47) * scale]
     assert np.abs(out.astype(int) - expected).max() <= 1
+
+
+def test_srmfenet_tiles_stay_within_the_documented_bound():
+    """docs/tiling.md: halo >= 16 LR px keeps tiled SR within 1 level of whole-image SR."""
+    from skimage.data import immunohistochemistry
+
+    from napari_shisrcnet.model import SRMFENet
+
+    torch.manual_seed(0)
+    model = TileModel(SRMFENet(scale=2), "cpu")  # the default 64-channel network
+    image = immunohistochemistry()[200:296, 150:246]
+    difference = np.abs(_tiled(model, image, 48, 32).astype(int) - _whole(model, image, 64))
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.01

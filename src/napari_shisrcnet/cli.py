@@ -246,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.set_defaults(handler=run_info)
     _add_predict(commands)
+    from .train.commands import add_commands as add_training_commands
+
+    add_training_commands(commands)
     return parser
 
 

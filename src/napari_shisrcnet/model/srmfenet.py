@@ -15,6 +15,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 SUPPORTED_SCALES = (2, 4, 8)
+#: Initial scale of the last conv when predicting a residual over bicubic (see docs/model.md).
+RESIDUAL_INIT_SCALE = 0.1
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,11 @@ class SRMFENet(nn.Module):
             nn.LeakyReLU(0.1, inplace=True),
             nn.Conv2d(channels, 3, 3, padding=1),
         )
+        if self.config.bicubic_residual:
+            # Start near bicubic: a small (not zero, so every layer gets gradients) residual.
+            with torch.no_grad():
+                self.tail[-1].weight.mul_(RESIDUAL_INIT_SCALE)
+                self.tail[-1].bias.zero_()
 
     @property
     def scale(self) -> int:

@@ -1,0 +1,1 @@
+"""Training data: dataset indexing, patient-level splits, LR/HR pairs."""

@@ -1,0 +1,150 @@
+"""LR/HR training pairs: random HR crops, paired augmentation, bicubic degradation.
+
+Augmentation (flips, 90-degree rotations, colour jitter) is applied to HR *before*
+degradation, so LR and HR always agree. LR = antialiased bicubic downsampling by the
+scale (``torch.nn.functional.interpolate(mode="bicubic", antialias=True)``: Keys cubic
+a = -0.5 stretched by the scale factor, as PIL's resize), then quantised to 8 bits like
+a real scan. Every random choice comes from a generator seeded by (seed, epoch, index),
+so a sample is the same whichever worker loads it, and a resumed run sees the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from torch.utils.data import Dataset
+
+from .breakhis import DataError
+
+
+@lru_cache(maxsize=512)
+def load_rgb(path: Path) -> np.ndarray:
+    """An image file as (Y, X, 3) uint8 (cached per process)."""
+    import imageio.v3 as iio
+
+    try:
+        pixels = np.asarray(iio.imread(path))
+    except Exception as error:
+        raise DataError(f"{path}: cannot read the image ({error})") from None
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=-1)
+    if pixels.ndim != 3 or pixels.shape[-1] not in (3, 4) or pixels.dtype != np.uint8:
+        raise DataError(f"{path}: expected 8-bit RGB, got shape {pixels.shape} {pixels.dtype}")
+    return pixels[..., :3]
+
+
+def to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float() / 255.0
+
+
+def quantize(image: torch.Tensor) -> torch.Tensor:
+    return (image.clamp(0, 1) * 255).round() / 255
+
+
+def degrade(hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """Antialiased bicubic downsampling of (C, H, W) or (B, C, H, W) in [0, 1], 8-bit."""
+    batch = hr if hr.ndim == 4 else hr[None]
+    lr = F.interpolate(
+        batch, scale_factor=1 / scale, mode="bicubic", antialias=True, align_corners=False
+    )
+    lr = quantize(lr)
+    return lr if hr.ndim == 4 else lr[0]
+
+
+@dataclass(frozen=True)
+class ColourJitter:
+    """Maximum relative change of brightness, contrast, saturation; hue shift in turns."""
+
+    brightness: float = 0.1
+    contrast: float = 0.1
+    saturation: float = 0.1
+    hue: float = 0.02
+
+    def __call__(self, image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        image = image * (1 + rng.uniform(-self.brightness, self.brightness))
+        mean = image.mean()
+        image = mean + (image - mean) * (1 + rng.uniform(-self.contrast, self.contrast))
+        grey = (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2])[None]
+        image = grey + (image - grey) * (1 + rng.uniform(-self.saturation, self.saturation))
+        return _rotate_hue(image, rng.uniform(-self.hue, self.hue)).clamp(0, 1)
+
+
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def _rotate_hue(image: torch.Tensor, turns: float) -> torch.Tensor:
+    """Hue rotation as a rotation of the chroma plane in YIQ space."""
+    angle = 2 * np.pi * turns
+    rotation = torch.tensor(
+        [[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]],
+        dtype=torch.float32,
+    )
+    matrix = torch.linalg.inv(_RGB_TO_YIQ) @ rotation @ _RGB_TO_YIQ
+    return torch.einsum("ij,jhw->ihw", matrix, image)
+
+
+def random_crop(pixels: np.ndarray, size_px: int, rng: np.random.Generator) -> np.ndarray:
+    height, width = pixels.shape[:2]
+    if height < size_px or width < size_px:
+        pad = ((0, max(0, size_px - height)), (0, max(0, size_px - width)), (0, 0))
+        pixels = np.pad(pixels, pad, mode="reflect")
+        height, width = pixels.shape[:2]
+    y, x = rng.integers(0, height - size_px + 1), rng.integers(0, width - size_px + 1)
+    return pixels[y : y + size_px, x : x + size_px]
+
+
+def augment_geometry(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One of the 8 flips/rotations of the square."""
+    pixels = np.rot90(pixels, k=int(rng.integers(4)))
+    return pixels[:, ::-1] if rng.integers(2) else pixels
+
+
+class PairDataset(Dataset):
+    """(lr, hr, label) training samples from random crops of ``paths``."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        labels: Sequence[int],
+        scale: int,
+        hr_crop_px: int = 384,
+        augment: bool = True,
+        jitter: ColourJitter | None = ColourJitter(),
+        seed: int = 0,
+    ) -> None:
+        if hr_crop_px % scale:
+            raise DataError(f"HR crop {hr_crop_px} px is not a multiple of the scale {scale}")
+        self.paths, self.labels = list(paths), list(labels)
+        self.scale, self.hr_crop_px = scale, hr_crop_px
+        self.augment, self.jitter, self.seed = augment, jitter, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        pixels = random_crop(load_rgb(self.paths[index]), self.hr_crop_px, rng)
+        if self.augment:
+            pixels = augment_geometry(pixels, rng)
+        hr = to_tensor(pixels)
+        if self.augment and self.jitter is not None:
+            hr = quantize(self.jitter(hr, rng))
+        return degrade(hr, self.scale), hr, self.labels[index]
+
+
+def full_image_pair(path: Path, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole image as an evaluation pair; HR is cropped to a multiple of the scale."""
+    pixels = load_rgb(path)
+    height, width = (s - s % scale for s in pixels.shape[:2])
+    hr = to_tensor(pixels[:height, :width])
+    return degrade(hr, scale), hr

@@ -1,0 +1,1 @@
+"""Training, metrics and evaluation (no Qt, no napari)."""

@@ -1,0 +1,235 @@
+"""``shisrcnet train`` and ``shisrcnet evaluate``: argument parsing over the training core."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from .config import STAGES, TrainConfig
+
+_TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
+    "--scale": ("scale", int, "SR factor: 2, 4 or 8"),
+    "--classes": ("classes", str, "binary (benign/malignant) or subtype (8 BreaKHis classes)"),
+    "--stage": ("stage", str, f"one of {', '.join(STAGES)}"),
+    "--epochs": ("epochs", int, "maximum epochs"),
+    "--max-steps": ("max_steps", int, "stop after this many optimiser steps"),
+    "--batch-size": ("batch_size", int, "images per batch"),
+    "--hr-crop-px": ("hr_crop_px", int, "HR training crop side"),
+    "--lr": ("lr", float, "Adam learning rate"),
+    "--lr-decay-every": (
+        "lr_decay_every_epochs",
+        int,
+        "multiply the learning rate by 0.9 this often",
+    ),
+    "--sr-channels": ("sr_channels", int, "SR module width"),
+    "--sr-blocks": ("sr_blocks", int, "number of MFE blocks"),
+    "--classifier-width": ("classifier_width", float, "SKNet-26 width multiplier"),
+    "--magnification": ("magnification", int, "use only images at this magnification (e.g. 100)"),
+    "--split": ("split", str, "patient (default) or leaky (the paper's image-level 7:3)"),
+    "--folds": ("folds", int, "k-fold cross-validation by patient (reports mean +- std)"),
+    "--fold": ("fold", int, "train only this fold (with --folds)"),
+    "--init": (
+        "init_checkpoint",
+        str,
+        "start from these weights (fine-tuning; SR-only weights "
+        "initialise the SR module of a joint model)",
+    ),
+    "--val-crop-px": ("val_crop_px", int, "validate on centre crops of this size (faster)"),
+    "--patience": ("early_stopping_patience", int, "early stopping patience in epochs"),
+    "--seed": ("seed", int, "random seed"),
+    "--workers": ("workers", int, "data-loading processes"),
+    "--device": ("device", str, "auto, cpu, cuda, cuda:1, mps"),
+}
+
+
+def add_commands(commands) -> None:
+    defaults = TrainConfig()
+    train = commands.add_parser(
+        "train",
+        help="train SHISRCNet on BreaKHis or a folder of class sub-folders",
+        description="Joint SHISRCNet training with the paper's defaults on patient-level splits.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    train.add_argument("data_root", type=Path, metavar="DATA_ROOT")
+    train.add_argument("--out", type=Path, required=True, metavar="DIR")
+    for flag, (name, kind, text) in _TRAIN_OPTIONS.items():
+        default = None if name == "fold" else getattr(defaults, name)  # no --fold: every fold
+        metavar = {int: "N", float: "X"}.get(kind, "VALUE")
+        train.add_argument(flag, dest=name, type=kind, default=default, metavar=metavar, help=text)
+    train.add_argument("--resume", action="store_true", help="continue from DIR/last*.safetensors")
+    train.set_defaults(handler=run_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint: PSNR/SSIM vs bicubic, accuracy, figures",
+        description="Evaluate a checkpoint on a split of DATA_ROOT (the split the checkpoint was "
+        "trained with) or on every image (--split all, for an external test set).",
+    )
+    evaluate.add_argument("data_root", type=Path, metavar="DATA_ROOT")
+    evaluate.add_argument("--checkpoint", required=True, help="a .safetensors file or 'default'")
+    evaluate.add_argument("--split", choices=("train", "val", "test", "all"), default="test")
+    evaluate.add_argument("--out", type=Path, help="report folder (default: beside the checkpoint)")
+    evaluate.add_argument("--json", type=Path, help="also write the JSON report here")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.set_defaults(handler=run_evaluate)
+
+
+def _config_from_args(args) -> TrainConfig:
+    return replace(
+        TrainConfig(),
+        **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)},
+    )
+
+
+def run_train(args) -> int:
+    from tqdm import tqdm
+
+    from .loop import Trainer, TrainingStopped
+
+    config = _config_from_args(args)
+    folds = [config.fold] if args.fold is not None or config.folds == 1 else range(config.folds)
+    results = []
+    for fold in folds:
+        fold_config = replace(config, fold=fold)
+        out = args.out / f"fold-{fold}" if config.folds > 1 else args.out
+        bar = None
+
+        def events(event, out=out):
+            nonlocal bar
+            if event.kind == "batch":
+                if bar is None or event.batch == 1:
+                    if bar is not None:
+                        bar.close()
+                    bar = tqdm(
+                        total=event.batches_per_epoch, desc=f"epoch {event.epoch + 1}", leave=False
+                    )
+                bar.n = event.batch
+                bar.set_postfix_str(f"loss {event.losses['total']:.4f}", refresh=True)
+            elif event.kind == "epoch":
+                m = event.metrics
+                parts = [f"epoch {event.epoch}", f"loss {m.get('train_total', float('nan')):.4f}"]
+                if "psnr" in m:
+                    parts.append(f"val PSNR {m['psnr']:.2f} dB (bicubic {m['psnr_bicubic']:.2f})")
+                if "accuracy_image" in m:
+                    parts.append(f"val acc {m['accuracy_image']:.3f}")
+                tqdm.write(", ".join(parts) + f" -> {out}")
+
+        trainer = Trainer(args.data_root, out, fold_config, events=events)
+        try:
+            trainer.run(resume=args.resume)
+        except (TrainingStopped, KeyboardInterrupt):
+            trainer._save("last")
+            print(f"stopped; resume with: shisrcnet train ... --out {out} --resume")
+            return 130
+        finally:
+            if bar is not None:
+                bar.close()
+        if trainer.split.test.size:
+            results.append(_evaluate_best(trainer, out))
+    if len(results) > 1:
+        summary = _mean_std(results)
+        (args.out / "cv-report.json").write_text(json.dumps(summary, indent=1))
+        for key, (mean, std) in summary.items():
+            print(f"{key}: {mean:.4f} +- {std:.4f} over {len(results)} folds")
+    return 0
+
+
+def _evaluate_best(trainer, out: Path) -> dict:
+    from ..model import load_checkpoint
+    from .evaluate import evaluate_records
+    from .report import write_report
+
+    model, _ = load_checkpoint(out / "best.safetensors")
+    indices = trainer.split.test
+    records = [trainer.records[i] for i in indices]
+    metrics = evaluate_records(
+        model,
+        records,
+        trainer.labels[indices],
+        trainer.class_names,
+        replace(trainer.config, val_crop_px=None),
+        trainer.device,
+        True,
+    )
+    report = write_report(
+        metrics,
+        out / "eval-test",
+        trainer.class_names,
+        trainer.config.scale,
+        {"checkpoint": str(out / "best.safetensors"), "split": "test"},
+    )
+    print(f"test: {_headline(report)} -> {out / 'eval-test'}")
+    return report
+
+
+def _headline(report: dict) -> str:
+    parts = []
+    if "psnr" in report:
+        parts.append(
+            f"PSNR {report['psnr']:.2f} dB vs bicubic {report['psnr_bicubic']:.2f} dB, "
+            f"SSIM {report['ssim']:.4f} vs {report['ssim_bicubic']:.4f}"
+        )
+    if "accuracy_image" in report:
+        parts.append(
+            f"accuracy {report['accuracy_image']:.3f} (image), "
+            f"{report['accuracy_patient']:.3f} (patient)"
+        )
+    parts.append(f"{report['n_images']} images, {report['n_patients']} patients")
+    return "; ".join(parts)
+
+
+def _mean_std(reports: list[dict]) -> dict:
+    keys = [
+        k for k, v in reports[0].items() if isinstance(v, float | int) and not isinstance(v, bool)
+    ]
+    return {
+        k: (float(np.mean([r[k] for r in reports])), float(np.std([r[k] for r in reports])))
+        for k in keys
+    }
+
+
+def run_evaluate(args) -> int:
+    from ..data.breakhis import class_names_for, index_dataset, labels_for
+    from ..engine.inference import resolve_device
+    from ..model import load_checkpoint
+    from ..model.bundled import bundled_weights_path
+    from .evaluate import evaluate_records
+    from .loop import make_split
+    from .report import write_report
+
+    path = (
+        bundled_weights_path("default") if args.checkpoint == "default" else Path(args.checkpoint)
+    )
+    model, info = load_checkpoint(path)
+    trained = info.provenance.get("train_config")
+    config = TrainConfig.from_dict(trained) if trained else TrainConfig(scale=info.scale or 2)
+    records = index_dataset(args.data_root, config.magnification)
+    class_names = class_names_for(records, config.classes)
+    labels = labels_for(records, config.classes)
+    if args.split == "all":
+        indices = np.arange(len(records))
+    elif trained is None:
+        raise ValueError(f"{path} records no training split; use --split all")
+    else:
+        indices = make_split(config, labels, [r.patient for r in records]).named(args.split)
+    metrics = evaluate_records(
+        model,
+        [records[i] for i in indices],
+        labels[indices],
+        class_names,
+        replace(config, val_crop_px=None),
+        resolve_device(args.device),
+        with_figures=True,
+    )
+    out = args.out or path.parent / f"eval-{args.split}"
+    report = write_report(
+        metrics, out, class_names, config.scale, {"checkpoint": str(path), "split": args.split}
+    )
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    print(f"{args.split}: {_headline(report)} -> {out}")
+    return 0

@@ -1,0 +1,76 @@
+"""Training configuration: the paper's defaults, one copy for CLI, widget and checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from ..model import LossConfig, SHISRCNetConfig
+
+STAGES = ("joint", "sr", "classifier")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Paper: Adam 1e-3, lr x0.9 every 2 epochs, batch 8, 100 epochs, 384 px HR crops,
+    loss weights 0.6 / 0.3 / 0.1, NT-Xent temperature 0.5.
+
+    ``stage``: ``joint`` (SHISRCNet), ``sr`` (SR module only, L1), ``classifier``
+    (the paper's "CF module only" baseline: classifier on HR crops, focal loss).
+    """
+
+    scale: int = 2
+    classes: str = "binary"
+    stage: str = "joint"
+    epochs: int = 100
+    max_steps: int | None = None
+    batch_size: int = 8
+    hr_crop_px: int = 384
+    lr: float = 1e-3
+    lr_decay: float = 0.9
+    lr_decay_every_epochs: int = 2
+    loss: LossConfig = field(default_factory=LossConfig)
+    sr_channels: int = 64
+    sr_blocks: int = 3
+    bicubic_residual: bool = True
+    classifier_width: float = 1.0
+    projection_dim: int | None = None
+    magnification: int | None = None
+    split: str = "patient"  # or "leaky" (the paper's image-level 7:3, for comparison only)
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    folds: int = 1
+    fold: int = 0
+    init_checkpoint: str | None = None  # fine-tune from these weights
+    val_crop_px: int | None = None  # centre crop of validation images (None: whole image)
+    early_stopping_patience: int | None = 20
+    seed: int = 0
+    workers: int = 0
+    device: str = "auto"
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got '{self.stage}'")
+        if self.split not in ("patient", "leaky"):
+            raise ValueError(f"split must be 'patient' or 'leaky', got '{self.split}'")
+        if isinstance(self.loss, dict):
+            object.__setattr__(self, "loss", LossConfig(**self.loss))
+
+    def model_config(self, num_classes: int) -> SHISRCNetConfig:
+        return SHISRCNetConfig().with_overrides(
+            scale=self.scale,
+            channels=self.sr_channels,
+            n_blocks=self.sr_blocks,
+            bicubic_residual=self.bicubic_residual,
+            num_classes=num_classes,
+            width=self.classifier_width,
+            projection_dim=self.projection_dim,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})

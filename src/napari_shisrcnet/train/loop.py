@@ -1,0 +1,356 @@
+"""Joint SHISRCNet training with checkpoints, exact resume, early stopping and events.
+
+Output folder: ``last.safetensors`` + ``last-state.safetensors`` (every epoch and on
+stop: weights, optimiser, scheduler, RNG, position in the epoch), ``best.safetensors``
+(best validation score, never chosen on test), ``metrics.csv`` / ``metrics.json``,
+``split.json`` (which patients and images are in which split).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+from .. import __version__
+from ..data.breakhis import class_names_for, index_dataset, labels_for
+from ..data.pairs import PairDataset
+from ..data.splits import Split, leaky_image_split, patient_folds, patient_split
+from ..engine.inference import resolve_device
+from ..engine.runner import CancelToken
+from ..model import (
+    SHISRCNet,
+    SHISRCNetLoss,
+    SKNetFPNClassifier,
+    SRMFENet,
+    focal_loss,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .config import TrainConfig
+from .evaluate import evaluate_records, selection_score
+from .state import load_training_state, save_training_state
+
+
+@dataclass
+class TrainEvent:
+    """What the training loop reports: ``kind`` is batch, epoch, stopped or done."""
+
+    kind: str
+    epoch: int
+    step: int
+    batch: int = 0
+    batches_per_epoch: int = 0
+    losses: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    checkpoint: Path | None = None
+
+
+TrainCallback = Callable[[TrainEvent], None]
+
+
+class TrainingStopped(Exception):
+    """Raised after a stop request; a resumable checkpoint has been written."""
+
+
+def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
+    model_config = config.model_config(num_classes)
+    if config.stage == "sr":
+        return SRMFENet(model_config.sr)
+    if config.stage == "classifier":
+        return SKNetFPNClassifier(model_config.classifier)
+    return SHISRCNet(model_config)
+
+
+def initialise_from(model: torch.nn.Module, checkpoint: str) -> None:
+    """Load weights for fine-tuning: same architecture, or an SR module into a joint model."""
+    source, info = load_checkpoint(checkpoint)
+    if isinstance(model, SHISRCNet) and isinstance(source, SRMFENet):
+        target = model.sr_module
+    elif type(source) is type(model):
+        target = model
+    else:
+        raise ValueError(
+            f"{checkpoint}: a {info.architecture} cannot initialise a {type(model).__name__}"
+        )
+    try:
+        target.load_state_dict(source.state_dict())
+    except RuntimeError:
+        raise ValueError(
+            f"{checkpoint}: its {info.architecture} config differs from the one being "
+            "trained (channels, blocks, scale or classes)"
+        ) from None
+
+
+def make_split(config: TrainConfig, labels, patients) -> Split:
+    if config.split == "leaky":
+        return leaky_image_split(len(labels), 1 - config.test_fraction, config.seed)
+    if config.folds > 1:
+        return patient_folds(labels, patients, config.folds, config.val_fraction, config.seed)[
+            config.fold
+        ]
+    return patient_split(labels, patients, config.val_fraction, config.test_fraction, config.seed)
+
+
+class Trainer:
+    """Train on a BreaKHis-layout (or class-folder) dataset into ``out_dir``."""
+
+    def __init__(
+        self,
+        data_root: str | Path,
+        out_dir: str | Path,
+        config: TrainConfig | None = None,
+        events: TrainCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> None:
+        config = config or TrainConfig()
+        self.config, self.events, self.cancel = config, events, cancel
+        self.data_root, self.out_dir = Path(data_root), Path(out_dir)
+        self.records = index_dataset(self.data_root, config.magnification)
+        self.class_names = class_names_for(self.records, config.classes)
+        self.labels = labels_for(self.records, config.classes)
+        self.patients = [r.patient for r in self.records]
+        self.split = make_split(config, self.labels, self.patients)
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.model = build_model(config, len(self.class_names))
+        if config.init_checkpoint:
+            initialise_from(self.model, config.init_checkpoint)
+        self.model = self.model.to(self.device)
+        self.joint_loss = SHISRCNetLoss(config.loss).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(
+            self.optimizer, config.lr_decay_every_epochs, gamma=config.lr_decay
+        )
+        self.train_set = PairDataset(
+            [self.records[i].path for i in self.split.train],
+            self.labels[self.split.train],
+            config.scale,
+            config.hr_crop_px,
+            seed=config.seed,
+        )
+        self.counters = {
+            "epoch": 0,
+            "batch": 0,
+            "step": 0,
+            "best_score": None,
+            "best_epoch": None,
+            "epochs_without_improvement": 0,
+        }
+        self.history: list[dict] = []
+
+    # -- persistence --------------------------------------------------------------------
+    def _provenance(self) -> dict:
+        return {
+            "trainer": f"napari-shisrcnet {__version__}",
+            "data_root": str(self.data_root),
+            "train_config": self.config.to_dict(),
+            "hr_crop_px": self.config.hr_crop_px,
+            "epoch": self.counters["epoch"],
+            "step": self.counters["step"],
+            "device": str(self.device),
+        }
+
+    def _save(self, name: str) -> Path:
+        path = save_checkpoint(
+            self.model,
+            self.out_dir / f"{name}.safetensors",
+            class_names=self.class_names if self.config.stage != "sr" else None,
+            provenance=self._provenance(),
+        )
+        if name == "last":
+            save_training_state(
+                self.out_dir / "last-state.safetensors",
+                self.optimizer,
+                self.scheduler,
+                {**self.counters, "history": self.history},
+            )
+        return path
+
+    def _resume(self) -> None:
+        weights = self.out_dir / "last.safetensors"
+        model, _ = load_checkpoint(weights)
+        self.model.load_state_dict(model.state_dict())
+        counters = load_training_state(
+            self.out_dir / "last-state.safetensors", self.optimizer, self.scheduler
+        )
+        self.history = counters.pop("history")
+        self.counters = counters
+
+    def _write_split(self) -> None:
+        split = {
+            name: sorted({self.patients[i] for i in self.split.named(name)})
+            for name in ("train", "val", "test")
+        }
+        split["leaky"] = self.split.leaky
+        split["images"] = {
+            name: [str(self.records[i].path.name) for i in self.split.named(name)]
+            for name in ("train", "val", "test")
+        }
+        (self.out_dir / "split.json").write_text(json.dumps(split, indent=1))
+
+    def _write_metrics(self) -> None:
+        (self.out_dir / "metrics.json").write_text(json.dumps(self.history, indent=1))
+        flat = [
+            {k: v for k, v in row.items() if not isinstance(v, dict | list)} for row in self.history
+        ]
+        names = sorted({k for row in flat for k in row})
+        with open(self.out_dir / "metrics.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=names)
+            writer.writeheader()
+            writer.writerows(flat)
+
+    # -- training -------------------------------------------------------------------------
+    def _loss(self, lr, hr, targets) -> dict[str, torch.Tensor]:
+        stage = self.config.stage
+        if stage == "sr":
+            l1 = F.l1_loss(self.model(lr), hr)
+            return {"total": l1, "l1": l1}
+        if stage == "classifier":
+            logits, _ = self.model(hr)
+            focal = focal_loss(
+                logits, targets, self.config.loss.focal_gamma, self.joint_loss.focal_alpha
+            )
+            return {"total": focal, "focal": focal}
+        return self.joint_loss(self.model(lr, hr), hr, targets)._asdict()
+
+    def _epoch_order(self, epoch: int) -> list[int]:
+        generator = np.random.default_rng([self.config.seed, epoch, 7])
+        return generator.permutation(len(self.train_set)).tolist()
+
+    def _autocast(self):
+        if self.device.type == "cuda" and self.config.amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    def _run_epoch(self, epoch: int) -> dict[str, float]:
+        config = self.config
+        self.train_set.set_epoch(epoch)
+        order = self._epoch_order(epoch)
+        batch_size = config.batch_size
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        batches = [b for b in batches if len(b) == batch_size] or batches[:1]  # whole batches
+        start = self.counters["batch"]
+        # Its own generator: creating a loader must not draw from the global RNG, or a
+        # resumed run (which creates it at another moment) would see other dropout masks.
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        loader = DataLoader(
+            self.train_set,
+            batch_sampler=batches[start:],
+            num_workers=config.workers,
+            generator=generator,
+        )
+        sums: dict[str, float] = {}
+        self.model.train()
+        for offset, (lr, hr, targets) in enumerate(loader):
+            lr, hr, targets = lr.to(self.device), hr.to(self.device), targets.to(self.device)
+            with self._autocast():
+                losses = self._loss(lr, hr, targets)
+            self.optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            self.optimizer.step()
+            values = {k: float(v.detach()) for k, v in losses.items()}
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+            self.counters["batch"] = start + offset + 1
+            self.counters["step"] += 1
+            self._emit(
+                TrainEvent(
+                    "batch",
+                    epoch,
+                    self.counters["step"],
+                    self.counters["batch"],
+                    len(batches),
+                    values,
+                )
+            )
+            if self.cancel is not None and self.cancel.cancelled:
+                path = self._save("last")
+                self._emit(TrainEvent("stopped", epoch, self.counters["step"], checkpoint=path))
+                raise TrainingStopped(
+                    f"stopped at epoch {epoch}, step {self.counters['step']}; "
+                    f"resume from {self.out_dir}"
+                )
+            if config.max_steps is not None and self.counters["step"] >= config.max_steps:
+                break
+        n = max(1, self.counters["batch"] - start)
+        return {f"train_{k}": v / n for k, v in sums.items()}
+
+    def _emit(self, event: TrainEvent) -> None:
+        if self.events is not None:
+            self.events(event)
+
+    def _validate(self) -> dict:
+        records = [self.records[i] for i in self.split.val]
+        labels = self.labels[self.split.val]
+        return evaluate_records(
+            self.model,
+            records,
+            labels,
+            self.class_names,
+            self.config,
+            device=self.device,
+            with_figures=False,
+        )
+
+    def run(self, resume: bool = False) -> dict:
+        """Train until ``epochs``, ``max_steps`` or early stopping; return the last metrics."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self._resume()
+        self._write_split()
+        config = self.config
+        while self.counters["epoch"] < config.epochs:
+            epoch = self.counters["epoch"]
+            started = time.perf_counter()
+            row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
+            row.update(self._run_epoch(epoch))
+            self.scheduler.step()
+            row.update(self._validate())
+            row["val_score"] = selection_score(row, config.stage)
+            row["seconds"] = round(time.perf_counter() - started, 2)
+            self.counters.update(epoch=epoch + 1, batch=0)
+            improved = (
+                self.counters["best_score"] is None
+                or row["val_score"] > self.counters["best_score"]
+            )
+            if improved:
+                self.counters.update(
+                    best_score=row["val_score"], best_epoch=epoch + 1, epochs_without_improvement=0
+                )
+            else:
+                self.counters["epochs_without_improvement"] += 1
+            self.history.append(row)
+            path = self._save("last")
+            if improved:
+                self._save("best")
+            self._write_metrics()
+            self._emit(
+                TrainEvent("epoch", epoch + 1, self.counters["step"], metrics=row, checkpoint=path)
+            )
+            out_of_steps = (
+                config.max_steps is not None and self.counters["step"] >= config.max_steps
+            )
+            patience = config.early_stopping_patience
+            if out_of_steps or (
+                patience and self.counters["epochs_without_improvement"] >= patience
+            ):
+                break
+        self._emit(
+            TrainEvent(
+                "done",
+                self.counters["epoch"],
+                self.counters["step"],
+                metrics=self.history[-1] if self.history else {},
+                checkpoint=self.out_dir / "best.safetensors",
+            )
+        )
+        return self.history[-1] if self.history else {}

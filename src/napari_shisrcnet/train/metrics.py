@@ -1,0 +1,90 @@
+"""Honest metrics, with their conventions stated.
+
+Images: RGB float in [0, 1] (outputs clamped), a border of ``scale`` pixels cropped
+from every side, PSNR and SSIM from scikit-image with ``data_range=1`` (SSIM over the
+colour channels, ``channel_axis=-1``, Gaussian-free 7x7 window: scikit-image's
+default). The Y-channel variant uses ITU-R BT.601 luma of the same images.
+Classification: image-level and patient-level accuracy (a patient's score is the mean
+of its images' probabilities), balanced accuracy, per-class recall, confusion matrix.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+from skimage.color import rgb2ycbcr
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix, recall_score
+
+
+def _prepare(image: np.ndarray, border_px: int) -> np.ndarray:
+    image = np.clip(np.asarray(image, np.float64), 0.0, 1.0)
+    if border_px:
+        image = image[border_px:-border_px, border_px:-border_px]
+    return image
+
+
+def luma(image: np.ndarray) -> np.ndarray:
+    """BT.601 Y in [0, 1] (16-235 range mapped as in MATLAB's rgb2ycbcr, then / 255)."""
+    return rgb2ycbcr(image)[..., 0] / 255.0
+
+
+def image_quality(sr: np.ndarray, hr: np.ndarray, border_px: int) -> dict[str, float]:
+    """PSNR/SSIM on RGB and on Y for (Y, X, 3) images in [0, 1]."""
+    sr, hr = _prepare(sr, border_px), _prepare(hr, border_px)
+    return {
+        "psnr": peak_signal_noise_ratio(hr, sr, data_range=1.0),
+        "ssim": structural_similarity(hr, sr, data_range=1.0, channel_axis=-1),
+        "psnr_y": peak_signal_noise_ratio(luma(hr), luma(sr), data_range=1.0),
+        "ssim_y": structural_similarity(luma(hr), luma(sr), data_range=1.0),
+    }
+
+
+def classification_report(
+    probabilities: np.ndarray,
+    labels: Sequence[int],
+    patients: Sequence[str],
+    class_names: Sequence[str],
+    groups: dict[str, Sequence] | None = None,
+) -> dict:
+    """Accuracy (image and patient level), balanced accuracy, recall, confusion matrix.
+
+    ``groups`` maps a name (e.g. "magnification") to a per-image key; accuracy is then
+    also reported per key.
+    """
+    labels = np.asarray(labels)
+    predicted = probabilities.argmax(axis=1)
+    classes = list(range(len(class_names)))
+    by_patient: dict[str, list[int]] = defaultdict(list)
+    for index, patient in enumerate(patients):
+        by_patient[patient].append(index)
+    patient_labels, patient_predictions = [], []
+    for indices in by_patient.values():
+        patient_labels.append(np.bincount(labels[indices]).argmax())
+        patient_predictions.append(probabilities[indices].mean(axis=0).argmax())
+    report = {
+        "accuracy_image": float((predicted == labels).mean()),
+        "balanced_accuracy_image": float(balanced_accuracy_score(labels, predicted)),
+        "accuracy_patient": float(np.mean(np.equal(patient_labels, patient_predictions))),
+        "recall_per_class": dict(
+            zip(
+                class_names,
+                recall_score(
+                    labels, predicted, labels=classes, average=None, zero_division=0
+                ).tolist(),
+                strict=True,
+            )
+        ),
+        "confusion_matrix": confusion_matrix(labels, predicted, labels=classes).tolist(),
+        "n_images": len(labels),
+        "n_patients": len(by_patient),
+    }
+    for name, keys in (groups or {}).items():
+        keys = np.asarray(keys)
+        report[f"accuracy_by_{name}"] = {
+            str(key): float((predicted[keys == key] == labels[keys == key]).mean())
+            for key in sorted(set(keys.tolist()))
+        }
+    return report

@@ -1,0 +1,177 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_shisrcnet.cli import main
+from napari_shisrcnet.engine.runner import CancelToken
+from napari_shisrcnet.model import SHISRCNet, SRMFENet, load_checkpoint
+from napari_shisrcnet.train.config import TrainConfig
+from napari_shisrcnet.train.loop import Trainer, TrainingStopped
+from napari_shisrcnet.train.metrics import classification_report, image_quality
+
+TINY = dict(
+    batch_size=4,
+    hr_crop_px=32,
+    sr_channels=8,
+    sr_blocks=1,
+    classifier_width=0.125,
+    val_fraction=0.25,
+    test_fraction=0.25,
+    early_stopping_patience=None,
+    lr=1e-3,
+)
+
+
+def _losses(out, config, breakhis_tree, resume=False, cancel=None, stop_after=None):
+    recorded = []
+
+    def events(event):
+        if event.kind == "batch":
+            recorded.append(event.losses["total"])
+            if stop_after is not None and len(recorded) == stop_after:
+                cancel.cancel()
+
+    trainer = Trainer(breakhis_tree, out, config, events=events, cancel=cancel)
+    return trainer, recorded, lambda: trainer.run(resume=resume)
+
+
+def test_two_tiny_epochs_lower_the_loss_and_write_everything(tmp_path, breakhis_tree):
+    config = TrainConfig(epochs=2, **TINY)
+    _, _, run = _losses(tmp_path, config, breakhis_tree)
+    run()
+    history = json.loads((tmp_path / "metrics.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert history[1]["train_total"] < history[0]["train_total"]
+    for name in (
+        "last.safetensors",
+        "last-state.safetensors",
+        "best.safetensors",
+        "metrics.csv",
+        "split.json",
+    ):
+        assert (tmp_path / name).exists(), name
+    model, info = load_checkpoint(tmp_path / "best.safetensors")
+    assert isinstance(model, SHISRCNet) and info.class_names == ("benign", "malignant")
+    assert info.provenance["train_config"]["hr_crop_px"] == 32
+    split = json.loads((tmp_path / "split.json").read_text())
+    assert not set(split["train"]) & set(split["test"])  # patient-level, recorded
+    assert {"psnr", "psnr_bicubic", "accuracy_image", "accuracy_patient"} <= history[0].keys()
+
+
+def test_resume_reproduces_the_uninterrupted_loss_trajectory(tmp_path, breakhis_tree):
+    config = TrainConfig(epochs=2, **TINY)
+    _, straight, run = _losses(tmp_path / "straight", config, breakhis_tree)
+    run()
+    token = CancelToken()
+    _, first_part, run = _losses(
+        tmp_path / "stopped", config, breakhis_tree, cancel=token, stop_after=len(straight) // 2 + 1
+    )  # mid-epoch 2
+    with pytest.raises(TrainingStopped):
+        run()
+    _, second_part, run = _losses(tmp_path / "stopped", config, breakhis_tree, resume=True)
+    run()
+    assert len(first_part) + len(second_part) == len(straight)
+    np.testing.assert_allclose(first_part + second_part, straight, rtol=1e-5)
+    a, _ = load_checkpoint(tmp_path / "straight" / "last.safetensors")
+    b, _ = load_checkpoint(tmp_path / "stopped" / "last.safetensors")
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize(("stage", "architecture"), [("sr", SRMFENet), ("classifier", None)])
+def test_single_module_stages(tmp_path, breakhis_tree, stage, architecture):
+    config = TrainConfig(epochs=1, stage=stage, max_steps=2, **TINY)
+    metrics = Trainer(breakhis_tree, tmp_path, config).run()
+    model, _ = load_checkpoint(tmp_path / "last.safetensors")
+    if stage == "sr":
+        assert (
+            isinstance(model, architecture)
+            and "psnr" in metrics
+            and "accuracy_image" not in metrics
+        )
+    else:
+        assert "accuracy_image" in metrics and "psnr" not in metrics
+
+
+def test_image_metrics_by_hand():
+    hr = np.full((20, 20, 3), 0.5)
+    sr = hr.copy()
+    sr[2:-2, 2:-2] += 0.1  # the border (scale 2) is cropped away; inside, MSE = 0.01
+    quality = image_quality(sr, hr, border_px=2)
+    assert quality["psnr"] == pytest.approx(20.0)  # 10 log10(1 / 0.01)
+    assert image_quality(hr, hr, 2)["ssim"] == pytest.approx(1.0)
+    out_of_range = image_quality(hr + 2.0, np.ones_like(hr), 2)  # SR clamped to 1 first
+    assert out_of_range["psnr"] == float("inf")
+
+
+def test_classification_report_by_hand():
+    probabilities = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.7, 0.3], [0.45, 0.55]])
+    labels = [0, 0, 1, 1, 1]
+    patients = ["p1", "p1", "p2", "p2", "p3"]
+    report = classification_report(probabilities, labels, patients, ["benign", "malignant"])
+    assert report["accuracy_image"] == pytest.approx(3 / 5)
+    # p1 mean (0.65, 0.35) -> benign (right); p2 mean (0.45, 0.55) -> malignant (right); p3 right.
+    assert report["accuracy_patient"] == pytest.approx(1.0)
+    assert report["balanced_accuracy_image"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert report["confusion_matrix"] == [[1, 1], [1, 2]]
+    assert report["recall_per_class"] == pytest.approx({"benign": 0.5, "malignant": 2 / 3})
+
+
+def test_train_and_evaluate_commands(tmp_path, breakhis_tree, capsys):
+    args = [
+        "train",
+        str(breakhis_tree),
+        "--out",
+        str(tmp_path / "run"),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--hr-crop-px",
+        "32",
+        "--sr-channels",
+        "8",
+        "--sr-blocks",
+        "1",
+        "--classifier-width",
+        "0.125",
+        "--magnification",
+        "100",
+        "--seed",
+        "1",
+    ]
+    assert main(args) == 0
+    assert "test: PSNR" in capsys.readouterr().out
+    report_file = tmp_path / "report.json"
+    code = main(
+        [
+            "evaluate",
+            str(breakhis_tree),
+            "--checkpoint",
+            str(tmp_path / "run" / "best.safetensors"),
+            "--split",
+            "all",
+            "--json",
+            str(report_file),
+            "--out",
+            str(tmp_path / "eval"),
+        ]
+    )
+    assert code == 0
+    report = json.loads(report_file.read_text())
+    for key in (
+        "psnr",
+        "ssim",
+        "psnr_bicubic",
+        "ssim_bicubic",
+        "accuracy_image",
+        "accuracy_patient",
+        "n_images",
+        "n_patients",
+    ):
+        assert key in report
+    assert report["n_images"] == 30  # all 100X images
+    for name in ("report.md", "confusion_matrix.png", "comparison.png"):
+        assert (tmp_path / "eval" / name).stat().st_size > 0
