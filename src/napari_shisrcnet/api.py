@@ -31,7 +31,7 @@ from .engine.super_resolution import (
 )
 from .engine.tiling import Region, Tile, TileGrid
 from .io.ome_zarr import ResultStore
-from .io.slides import Slide, SlideError, SlideMetadata, open_slide
+from .io.slides import Slide, SlideError, open_slide, slide_from_arrays
 from .io.tables import tile_rows, write_tile_csv, write_tile_geojson
 from .model import BicubicSR, load_checkpoint
 from .model.bundled import bundled_weights_path
@@ -85,14 +85,8 @@ def _as_slide(image_or_path) -> Slide:
         return image_or_path
     if isinstance(image_or_path, str | os.PathLike):
         return open_slide(image_or_path)
-    array = image_or_path
-    if array.ndim != 3 or array.shape[-1] != 3 or array.dtype != np.uint8:
-        raise SlideError(
-            f"<array>: expected a (Y, X, 3) uint8 RGB array, got shape {array.shape} {array.dtype}"
-        )
-    level = array if isinstance(array, da.Array) else da.from_array(array, chunks=(512, 512, 3))
-    shape = (int(level.shape[0]), int(level.shape[1]))
-    return Slide([level], SlideMetadata(Path("<array>"), "array", (shape,), (1.0,)))
+    levels = image_or_path if isinstance(image_or_path, list | tuple) else [image_or_path]
+    return slide_from_arrays(levels)
 
 
 def _checked_level_and_region(slide: Slide, level: int, region: Region | None) -> Region:

@@ -241,6 +241,19 @@ def _pyramid_metadata(path, file_format, levels, mpp, power) -> SlideMetadata:
     return SlideMetadata(path, file_format, shapes, downsamples, mpp, power)
 
 
+def slide_from_arrays(levels, mpp: float | None = None, name: str = "<array>") -> Slide:
+    """A Slide over in-memory or lazy (Y, X, 3) uint8 arrays (finest first)."""
+    wrapped = []
+    for array in levels:
+        if array.ndim != 3 or array.shape[-1] not in (3, 4) or array.dtype != np.uint8:
+            raise SlideError(
+                f"{name}: expected (Y, X, 3) uint8 RGB, got shape {array.shape} {array.dtype}"
+            )
+        lazy = array if isinstance(array, da.Array) else da.from_array(array, chunks=(512, 512, -1))
+        wrapped.append(lazy[..., :3])
+    return Slide(wrapped, _pyramid_metadata(Path(name), "array", wrapped, mpp, None))
+
+
 def open_slide(path: str | os.PathLike) -> Slide:
     """Open a slide or image lazily. Raises :class:`SlideError` naming the file and problem."""
     path = Path(path)

@@ -1,0 +1,1 @@
+"""Dock widgets (thin: they call napari_shisrcnet.api in workers)."""

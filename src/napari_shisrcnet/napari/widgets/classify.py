@@ -1,0 +1,106 @@
+"""The "Classify tiles" dock widget."""
+
+from __future__ import annotations
+
+import napari
+from magicgui.widgets import CheckBox, FloatSlider, Label, PushButton, SpinBox
+
+from ..layers import class_summary, classification_layers
+from .common import JobWidget
+
+
+class ClassifyTilesWidget(JobWidget):
+    """Classify the tissue tiles of an extent; show a class overlay, a heatmap and a summary."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(viewer, "classification")
+        self.tile_px = SpinBox(label="tile (px, 0 = model's)", min=0, max=4096, value=0)
+        self.heatmap = CheckBox(label="add probability heatmap", value=True)
+        self.opacity = FloatSlider(label="overlay opacity", min=0.0, max=1.0, value=0.5)
+        self.summary = Label(label="summary", value="")
+        self.export_csv = PushButton(text="Export CSV…", enabled=False)
+        self.export_geojson = PushButton(text="Export GeoJSON…", enabled=False)
+        self.opacity.changed.connect(self._on_opacity)
+        self.export_csv.changed.connect(lambda _: self._export("csv"))
+        self.export_geojson.changed.connect(lambda _: self._export("geojson"))
+        self.extend(
+            [
+                *self._common_widgets(),
+                self.tile_px,
+                self.heatmap,
+                self.opacity,
+                *self._control_widgets(),
+                self.summary,
+                self.export_csv,
+                self.export_geojson,
+            ]
+        )
+        self.result = None
+        self._layers: list = []
+        self._tile_um: float | None = None
+
+    def prepare(self):
+        from ...api import classify_tiles
+
+        layer, slide, level, grid = self.source()
+        region = self.region(slide, level, grid)
+        model = self.tile_model()
+        if not model.can_classify:
+            raise ValueError("this model has no classifier; choose a SHISRCNet checkpoint")
+        tile_px = int(self.tile_px.value) or None
+
+        def job(progress, cancel):
+            return classify_tiles(
+                slide,
+                model,
+                level=level,
+                region=region,
+                tile_px=tile_px,
+                progress=progress,
+                cancel=cancel,
+            )
+
+        units = getattr(layer, "units", None)
+        in_micrometres = units is not None and "micrometer" in str(units[-1])
+
+        def on_done(result) -> None:
+            self.result, self._level_downsample = result, slide.metadata.level_downsamples[level]
+            self._mpp = float(layer.scale[-1]) if in_micrometres else None
+            self._tile_um = result.grid.tile_px * float(grid.scale[-1]) if in_micrometres else None
+            self._layers = [
+                self.viewer.add_layer(napari.layers.Layer.create(*t))
+                for t in classification_layers(
+                    result, grid, region, layer.name, self.heatmap.value, self.opacity.value
+                )
+            ]
+            self.summary.value = class_summary(result, self._tile_um)
+            self.export_csv.enabled = self.export_geojson.enabled = True
+
+        return job, on_done
+
+    def _on_opacity(self, value: float) -> None:
+        for layer in self._layers:
+            if layer in self.viewer.layers:
+                layer.opacity = value
+
+    def _export(self, kind: str, path: str | None = None) -> str | None:
+        """Write the last result's tiles as CSV or GeoJSON (asks for a path when not given)."""
+        from ...classes import class_colors
+        from ...io.tables import tile_rows, write_tile_csv, write_tile_geojson
+
+        if self.result is None:
+            return None
+        if path is None:
+            from qtpy.QtWidgets import QFileDialog
+
+            suffix = "csv" if kind == "csv" else "geojson"
+            path, _ = QFileDialog.getSaveFileName(None, f"Export {suffix}", f"tiles.{suffix}")
+            if not path:
+                return None
+        rows = tile_rows(self.result, self._level_downsample, self._mpp)
+        names = self.result.class_names
+        if kind == "csv":
+            write_tile_csv(path, rows, names)
+        else:
+            write_tile_geojson(path, rows, dict(zip(names, class_colors(names), strict=True)))
+        return path

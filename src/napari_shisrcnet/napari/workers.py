@@ -1,0 +1,55 @@
+"""Run a blocking core job (with a progress callback) as a napari generator worker.
+
+The job runs in a plain thread; the generator, which napari runs in its worker
+thread, yields the job's progress events as they arrive and finally returns the
+job's result. Cancel goes through the job's CancelToken, so the job stops between
+batches and nothing half-made is returned.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Generator
+from typing import Any
+
+from ..engine.runner import ProgressEvent, RunCancelled
+
+_DONE = object()
+#: Returned (not raised) when the job was cancelled: a cancel is not an error.
+CANCELLED = object()
+
+
+def progress_generator(
+    job: Callable[[Callable[[ProgressEvent], None]], Any],
+) -> Generator[ProgressEvent, None, Any]:
+    events: queue.Queue = queue.Queue()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = job(events.put)
+        except BaseException as error:  # re-raised in the worker, shown by napari
+            outcome["error"] = error
+        finally:
+            events.put(_DONE)
+
+    thread = threading.Thread(target=target, name="shisrcnet-job", daemon=True)
+    thread.start()
+    while (event := events.get()) is not _DONE:
+        yield event
+    thread.join()
+    if isinstance(outcome.get("error"), RunCancelled):
+        return CANCELLED
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def run_synchronously(generator: Generator) -> Any:
+    """Drive a progress generator to completion in this thread (tests, scripts)."""
+    try:
+        while True:
+            next(generator)
+    except StopIteration as stop:
+        return stop.value

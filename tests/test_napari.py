@@ -1,0 +1,179 @@
+"""The napari layer under Xvfb: reader, writer, samples, widgets (synchronous and threaded)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import CMU_SVS, needs_cmu_svs
+from napari_shisrcnet.napari.reader import get_reader
+from napari_shisrcnet.napari.widgets.classify import ClassifyTilesWidget
+from napari_shisrcnet.napari.widgets.common import CHECKPOINT_CHOICE
+from napari_shisrcnet.napari.widgets.super_resolve import SuperResolveWidget
+
+pytestmark = pytest.mark.gui
+
+
+@needs_cmu_svs
+def test_reader_opens_the_cmu_svs_lazily_in_micrometres():
+    data, kwargs, kind = get_reader(str(CMU_SVS))(str(CMU_SVS))[0]
+    assert kind == "image" and kwargs["rgb"] and kwargs["multiscale"]
+    assert data[0].shape == (2967, 2220, 3) and len(data) == 2  # + one lazy /2 level
+    assert kwargs["scale"] == pytest.approx((0.499, 0.499))
+    assert kwargs["units"] == ("micrometer", "micrometer")
+    assert kwargs["contrast_limits"] == (0, 255)
+
+
+def test_reader_on_a_pyramidal_tiff_and_unknown_files(pyramid_tiff):
+    data, kwargs, _ = get_reader(str(pyramid_tiff))(str(pyramid_tiff))[0]
+    assert [level.shape for level in data] == [(1200, 1600, 3), (600, 800, 3)]
+    assert kwargs["scale"] == pytest.approx((0.5, 0.5))
+    assert get_reader("notes.txt") is None
+
+
+def test_viewer_opens_slides_through_the_plugin(make_napari_viewer, pyramid_tiff):
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(pyramid_tiff), plugin="napari-shisrcnet")
+    assert layers[0].multiscale and tuple(layers[0].scale) == pytest.approx((0.5, 0.5))
+
+
+def _open_ihc(viewer):
+    return viewer.open_sample("napari-shisrcnet", "ihc")[0]
+
+
+def test_super_resolve_widget_places_sr_exactly_over_its_source(make_napari_viewer):
+    viewer = make_napari_viewer()
+    source = _open_ihc(viewer)
+    widget = SuperResolveWidget(viewer)
+    widget.synchronous = True
+    widget.image.value = source
+    widget.model.value, widget.scale.value = "bicubic", 2
+    widget.extent.value, widget.level.value = "whole level", 1
+    widget.device.value = "cpu"
+    widget.run()
+    sr = viewer.layers["immunohistochemistry SR x2"]
+    assert sr.data.shape == (512, 512, 3) and sr.rgb
+    # Level 1 pixel j covers level-0 pixels 2j, 2j+1; SR x2 restores level-0 pixels exactly.
+    assert tuple(sr.scale) == pytest.approx((1.0, 1.0))
+    assert tuple(sr.translate) == pytest.approx((0.0, 0.0))
+    assert widget.status.value == "done" and widget.progress_bar.value == 100
+    assert "immunohistochemistry bicubic x2" not in viewer.layers  # the model IS bicubic
+
+
+def test_field_of_view_extent(make_napari_viewer):
+    viewer = make_napari_viewer(show=True)
+    source = _open_ihc(viewer)
+    viewer.camera.center, viewer.camera.zoom = (100, 150), 4.0
+    widget = SuperResolveWidget(viewer)
+    widget.synchronous = True
+    widget.image.value, widget.model.value, widget.device.value = source, "bicubic", "cpu"
+    _, slide, level, grid = widget.source()
+    region = widget.region(slide, level, grid)
+    height, width = viewer.canvas.size
+    assert abs(region.height - height / 4) <= 2 and abs(region.width - width / 4) <= 2
+    assert abs(region.y + region.height / 2 - 100) <= 2
+
+
+@pytest.fixture
+def classify_widget(make_napari_viewer, pyramid_tiff, tiny_checkpoint):
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(pyramid_tiff), plugin="napari-shisrcnet")
+    widget = ClassifyTilesWidget(viewer)
+    widget.image.value = viewer.layers[0]
+    widget.model.value, widget.checkpoint.value = CHECKPOINT_CHOICE, tiny_checkpoint
+    widget.extent.value, widget.level.value, widget.device.value = "whole level", 1, "cpu"
+    return viewer, widget
+
+
+def test_classify_widget_adds_an_aligned_coloured_overlay(classify_widget, tmp_path):
+    viewer, widget = classify_widget
+    widget.synchronous = True
+    widget.run()
+    labels = viewer.layers["synthetic.tif classes"]
+    # tiny checkpoint: 128 px HR crops -> 64 LR px tiles on level 1 (1.0 µm/px).
+    assert labels.data.shape == (10, 13)
+    assert tuple(labels.scale) == pytest.approx((64.0, 64.0))
+    assert list(labels.features["class"]) == ["background", "benign", "malignant"]
+    assert labels.colormap.map(1) == pytest.approx(np.array([0, 158, 115, 255]) / 255, abs=1e-3)
+    assert labels.colormap.map(0)[-1] == 0  # background is transparent
+    tissue = (labels.data > 0).sum()
+    assert 0 < tissue < labels.data.size
+    heatmap = viewer.layers["synthetic.tif p(malignant)"]
+    assert heatmap.data.shape == (10, 13) and tuple(heatmap.translate) == tuple(labels.translate)
+    assert "tiles" in widget.summary.value and "mm²" in widget.summary.value
+    widget.opacity.value = 0.8
+    assert labels.opacity == pytest.approx(0.8)
+    csv = widget._export("csv", str(tmp_path / "tiles.csv"))
+    assert len(Path(csv).read_text().splitlines()) == tissue + 1
+    screenshot = viewer.screenshot(canvas_only=True, flash=False)
+    assert np.ptp(screenshot[..., :3]) > 50  # something was drawn
+
+
+def test_threaded_run_and_cancel_leave_no_half_made_layer(classify_widget, qtbot):
+    viewer, widget = classify_widget
+    n_layers = len(viewer.layers)
+    widget.tile_px.value = 16  # many small tiles: several batches to cancel between
+    widget._on_progress = _cancel_on_first(widget, widget._on_progress)
+    widget.run()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=60_000)
+    assert widget.status.value.startswith("cancelled")
+    assert len(viewer.layers) == n_layers
+    widget._on_progress = type(widget)._on_progress.__get__(widget)
+    widget.tile_px.value = 0
+    widget.run()
+    qtbot.waitUntil(lambda: widget.status.value == "done", timeout=60_000)
+    assert len(viewer.layers) == n_layers + 2
+
+
+def _cancel_on_first(widget, report):
+    def wrapped(event):
+        report(event)
+        widget.cancel()
+
+    return wrapped
+
+
+def test_bad_choices_notify_instead_of_raising(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = ClassifyTilesWidget(viewer)
+    widget.synchronous = True
+    widget.run()  # no image at all
+    assert widget.status.value.startswith("error: open an RGB image")
+    _open_ihc(viewer)  # the newly opened image is selected for the user
+    widget.model.value = "bicubic"
+    widget.run()
+    assert "no classifier" in widget.status.value and len(viewer.layers) == 1
+
+
+def test_dock_widgets_can_be_added_by_name(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _open_ihc(viewer)
+    for name, kind in (
+        ("Super-resolve", SuperResolveWidget),
+        ("Classify tiles", ClassifyTilesWidget),
+    ):
+        _, widget = viewer.window.add_plugin_dock_widget("napari-shisrcnet", name)
+        assert isinstance(widget, kind)
+        assert widget.image.value.name == "immunohistochemistry"  # sees this viewer's layers
+
+
+def test_writer_round_trip(tmp_path):
+    from napari_shisrcnet.io.slides import open_slide
+    from napari_shisrcnet.napari.writer import write_image_layer, write_labels_layer
+
+    image = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    [path] = write_image_layer(
+        str(tmp_path / "sr"),
+        image,
+        {"rgb": True, "scale": (0.25, 0.25), "units": ("micrometer", "micrometer")},
+    )
+    with open_slide(path) as slide:
+        np.testing.assert_array_equal(slide.levels[0].compute(), image)
+        assert slide.metadata.mpp == pytest.approx(0.25)
+    [labels_path] = write_labels_layer(
+        str(tmp_path / "c"), np.eye(5, dtype=np.uint8), {"name": "classes"}
+    )
+    import zarr
+
+    group = zarr.open_group(labels_path, mode="r")
+    assert group["labels"].attrs["labels"] == ["classes"]
