@@ -229,6 +229,39 @@ def run_predict(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo as demo
+
+    summary = demo(args.out, args.input, args.model, args.device)
+    print(f"demo finished in {summary['seconds']} s; results in {Path(args.out).resolve()}:")
+    for key, value in summary.items():
+        if key.endswith(("_png", "_zarr", "_csv", "geojson", "json")):
+            print(f"  {key}: {value}")
+    if "tiles_per_class" in summary:
+        print(f"  tiles per class: {summary['tiles_per_class']}")
+    if args.open:
+        from .napari.demo_viewer import open_demo
+
+        open_demo(summary)
+    return 0
+
+
+def _add_demo(commands) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="run the main job on built-in defaults (no data or display needed)",
+        description="Generate an H&E-like sample (or use --input), classify its tiles and "
+        "super-resolve a region with the default model; write OME-Zarr results, figures and "
+        "a JSON summary.",
+    )
+    demo.add_argument("--out", default="shisrcnet-demo", help="output folder")
+    demo.add_argument("--input", help="a slide or image instead of the generated sample")
+    demo.add_argument("--model", default="default", help="'default', a checkpoint, or 'bicubic'")
+    demo.add_argument("--device", default="auto")
+    demo.add_argument("--open", action="store_true", help="open the results in napari")
+    demo.set_defaults(handler=run_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shisrcnet",
@@ -245,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--models", action="store_true", help="also print the parameter counts of the networks"
     )
     info.set_defaults(handler=run_info)
+    _add_demo(commands)
     _add_predict(commands)
     from .train.commands import add_commands as add_training_commands
 

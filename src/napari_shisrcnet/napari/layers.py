@@ -79,6 +79,8 @@ def classification_layers(
         {i + 1: (*(c / 255 for c in rgb), 1.0) for i, rgb in enumerate(class_colors(names))}
     )
     where = placement(source.scale, source.translate, region, result.grid.tile_px)
+    if getattr(source, "units", None) is not None:
+        where["units"] = tuple(str(u) for u in source.units)[-2:]
     labels = (
         result.label_map,
         {
