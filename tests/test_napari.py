@@ -93,11 +93,20 @@ def test_classify_widget_adds_an_aligned_coloured_overlay(classify_widget, tmp_p
     # tiny checkpoint: 128 px HR crops -> 64 LR px tiles on level 1 (1.0 µm/px).
     assert labels.data.shape == (10, 13)
     assert tuple(labels.scale) == pytest.approx((64.0, 64.0))
-    assert list(labels.features["class"]) == ["background", "benign", "malignant"]
-    assert labels.colormap.map(1) == pytest.approx(np.array([0, 158, 115, 255]) / 255, abs=1e-3)
+    features = labels.features
+    tissue = int((labels.data > 0).sum())
+    assert 0 < tissue < labels.data.size and len(features) == tissue + 1
+    assert set(features["class"][1:]) <= {"benign", "malignant"}
+    # Each tissue tile: its own label, coloured by its class, with its probabilities.
+    row, column = np.argwhere(labels.data > 0)[0]
+    tile = labels.data[row, column]
+    tile_class = features["class"][tile]
+    p = [features["p_benign"][tile], features["p_malignant"][tile]]
+    assert p[0] + p[1] == pytest.approx(1, abs=1e-3)
+    assert tile_class == ("benign", "malignant")[int(np.argmax(p))]
+    colour = {"benign": [0, 158, 115, 255], "malignant": [213, 94, 0, 255]}[tile_class]
+    assert labels.colormap.map(tile) == pytest.approx(np.array(colour) / 255, abs=1e-3)
     assert labels.colormap.map(0)[-1] == 0  # background is transparent
-    tissue = (labels.data > 0).sum()
-    assert 0 < tissue < labels.data.size
     heatmap = viewer.layers["synthetic.tif p(malignant)"]
     assert heatmap.data.shape == (10, 13) and tuple(heatmap.translate) == tuple(labels.translate)
     assert "tiles" in widget.summary.value and "mm²" in widget.summary.value

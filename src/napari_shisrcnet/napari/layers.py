@@ -70,26 +70,46 @@ def classification_layers(
     heatmap: bool = True,
     opacity: float = 0.5,
 ) -> list[tuple]:
-    """A Labels layer (fixed colours, class features) and an optional probability heatmap."""
+    """A Labels layer of tiles coloured by class, and an optional probability heatmap.
+
+    Each tissue tile gets its own label value (background 0), with a features row
+    (class, confidence, every probability): hovering a tile shows its class and
+    probabilities in the status bar. Colours are fixed per class.
+    """
     from napari.utils.colormaps import DirectLabelColormap
 
     names = result.class_names
+    class_rgba = [(*(c / 255 for c in rgb), 1.0) for rgb in class_colors(names)]
+    tissue = np.flatnonzero(result.tissue.ravel())
+    tile_labels = np.zeros(result.grid.shape, np.uint32)
+    tile_labels.ravel()[tissue] = np.arange(1, tissue.size + 1)
+    classes = result.label_map.ravel()[tissue] - 1
+    probabilities = result.probabilities.reshape(-1, len(names))[tissue]
     colors = {0: (0.0, 0.0, 0.0, 0.0), None: (0.0, 0.0, 0.0, 0.0)}
-    colors.update(
-        {i + 1: (*(c / 255 for c in rgb), 1.0) for i, rgb in enumerate(class_colors(names))}
-    )
+    colors.update({i + 1: class_rgba[c] for i, c in enumerate(classes)})
+    features = {
+        "index": np.arange(tissue.size + 1),
+        "class": ["background", *(names[c] for c in classes)],
+        "confidence": np.concatenate([[np.nan], probabilities.max(axis=1)]).round(4),
+    }
+    for index, class_name in enumerate(names):
+        features[f"p_{class_name}"] = np.concatenate([[np.nan], probabilities[:, index]]).round(4)
     where = placement(source.scale, source.translate, region, result.grid.tile_px)
     if getattr(source, "units", None) is not None:
         where["units"] = tuple(str(u) for u in source.units)[-2:]
     labels = (
-        result.label_map,
+        tile_labels,
         {
             "name": f"{name} classes",
             "colormap": DirectLabelColormap(color_dict=colors),
-            "features": {"index": list(range(len(names) + 1)), "class": ["background", *names]},
+            "features": features,
             "opacity": opacity,
             "metadata": {
-                "napari_shisrcnet": {"class_names": list(names), "tile_px": result.grid.tile_px}
+                "napari_shisrcnet": {
+                    "class_names": list(names),
+                    "tile_px": result.grid.tile_px,
+                    "class_map": result.label_map,
+                }
             },
             **where,
         },
