@@ -186,3 +186,52 @@ def test_writer_round_trip(tmp_path):
 
     group = zarr.open_group(labels_path, mode="r")
     assert group["labels"].attrs["labels"] == ["classes"]
+
+
+def _train_widget(viewer, breakhis_tree, out):
+    from napari_shisrcnet.napari.widgets.train import TrainWidget
+
+    widget = TrainWidget(viewer)
+    widget.data_root.value, widget.out_dir.value = breakhis_tree, out
+    widget.epochs.value, widget.batch_size.value, widget.hr_crop_px.value = 1, 4, 32
+    widget.sr_channels.value, widget.classifier_width.value = 8, 0.125
+    widget.device.value = "cpu"
+    return widget
+
+
+def test_train_widget_trains_plots_and_hands_over_the_model(
+    make_napari_viewer, breakhis_tree, tmp_path
+):
+    viewer = make_napari_viewer()
+    classify = ClassifyTilesWidget(viewer)
+    widget = _train_widget(viewer, breakhis_tree, tmp_path)
+    widget.synchronous = True
+    widget.start()
+    assert widget.status.value == "done" and (tmp_path / "best.safetensors").exists()
+    assert widget.plot.losses and widget.plot.epochs == [1]
+    assert widget.epoch_bar.value == 1
+    widget.use_model()
+    assert classify.model.value == CHECKPOINT_CHOICE
+    assert Path(str(classify.checkpoint.value)) == tmp_path / "best.safetensors"
+
+
+def test_train_widget_stop_leaves_a_resumable_checkpoint(
+    make_napari_viewer, breakhis_tree, tmp_path, qtbot
+):
+    viewer = make_napari_viewer()
+    widget = _train_widget(viewer, breakhis_tree, tmp_path)
+    original = widget._on_event
+
+    def stop_at_first_batch(event):
+        original(event)
+        widget.stop()
+
+    widget._on_event = stop_at_first_batch
+    widget.start()
+    qtbot.waitUntil(lambda: widget.start_button.enabled, timeout=60_000)
+    assert widget.status.value.startswith("stopped")
+    assert (tmp_path / "last-state.safetensors").exists()
+    widget._on_event = original
+    widget.start(resume=True)
+    qtbot.waitUntil(lambda: widget.status.value == "done", timeout=120_000)
+    assert (tmp_path / "best.safetensors").exists()

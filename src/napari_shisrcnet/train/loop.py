@@ -25,7 +25,7 @@ from ..data.breakhis import class_names_for, index_dataset, labels_for
 from ..data.pairs import PairDataset
 from ..data.splits import Split, leaky_image_split, patient_folds, patient_split
 from ..engine.inference import resolve_device
-from ..engine.runner import CancelToken
+from ..engine.runner import CancelToken, RunCancelled
 from ..model import (
     SHISRCNet,
     SHISRCNetLoss,
@@ -57,7 +57,7 @@ class TrainEvent:
 TrainCallback = Callable[[TrainEvent], None]
 
 
-class TrainingStopped(Exception):
+class TrainingStopped(RunCancelled):
     """Raised after a stop request; a resumable checkpoint has been written."""
 
 

@@ -6,6 +6,7 @@ The widget only gathers choices and shows progress; the work is a call into
 
 from __future__ import annotations
 
+import weakref
 from types import SimpleNamespace
 
 import napari
@@ -31,6 +32,8 @@ EXTENTS = ("field of view", "drawn rectangle", "whole level")
 CHECKPOINT_CHOICE = "checkpoint file…"
 #: In-memory outputs above this many megapixels are refused (use `shisrcnet predict`).
 MAX_OUTPUT_MEGAPIXELS = 256
+#: Live job widgets, so the training widget's "Use this model" can reach them.
+LIVE_JOB_WIDGETS: weakref.WeakSet = weakref.WeakSet()
 
 
 def model_choices() -> list[str]:
@@ -89,6 +92,7 @@ class JobWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer, title: str) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
+        LIVE_JOB_WIDGETS.add(self)
         self.synchronous = False  # True: run in the calling thread (tests, scripts)
         self._models: dict = {}
         self._token: CancelToken | None = None
@@ -216,7 +220,7 @@ class JobWidget(Container):
         self.status.value = "running…"
         if self.synchronous:
             try:
-                result = run_synchronously(_reporting(generator, self._on_progress))
+                result = run_synchronously(report_events(generator, self._on_progress))
             except Exception as error:
                 self._on_error(error)
                 return
@@ -282,7 +286,7 @@ class JobWidget(Container):
             )
 
 
-def _reporting(generator, report):
+def report_events(generator, report):
     """Pass each yielded event to ``report`` (the synchronous path's 'yielded' signal)."""
     while True:
         try:
