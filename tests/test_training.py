@@ -175,3 +175,49 @@ def test_train_and_evaluate_commands(tmp_path, breakhis_tree, capsys):
     assert report["n_images"] == 30  # all 100X images
     for name in ("report.md", "confusion_matrix.png", "comparison.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 0
+
+
+def test_two_process_ddp_on_cpu(tmp_path, breakhis_tree):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "napari_shisrcnet",
+        "train",
+        str(breakhis_tree),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--hr-crop-px",
+        "32",
+        "--sr-channels",
+        "8",
+        "--sr-blocks",
+        "1",
+        "--classifier-width",
+        "0.125",
+        "--device",
+        "cpu",
+    ]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    history = json.loads((out / "metrics.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]  # written once, by rank 0
+    split = json.loads((out / "split.json").read_text())
+    steps_single = len(split["images"]["train"]) // 2  # whole batches of 2 per epoch, one process
+    _, info = load_checkpoint(out / "last.safetensors")
+    assert info.provenance["step"] == 2 * (steps_single // 2)  # each rank did half the batches
+    assert (out / "eval-test" / "report.json").exists()

@@ -128,7 +128,7 @@ def run_train(args) -> int:
         finally:
             if bar is not None:
                 bar.close()
-        if trainer.split.test.size:
+        if trainer.split.test.size and trainer.rank.is_main:
             results.append(_evaluate_best(trainer, out))
     if len(results) > 1:
         summary = _mean_std(results)

@@ -35,6 +35,7 @@ from ..model import (
     load_checkpoint,
     save_checkpoint,
 )
+from . import ddp
 from .config import TrainConfig
 from .evaluate import evaluate_records, selection_score
 from .state import load_training_state, save_training_state
@@ -119,12 +120,14 @@ class Trainer:
         self.labels = labels_for(self.records, config.classes)
         self.patients = [r.patient for r in self.records]
         self.split = make_split(config, self.labels, self.patients)
-        self.device = resolve_device(config.device)
+        self.rank = ddp.start_process_group()
+        self.device = ddp.device_for(self.rank, resolve_device(config.device))
         torch.manual_seed(config.seed)
         self.model = build_model(config, len(self.class_names))
         if config.init_checkpoint:
             initialise_from(self.model, config.init_checkpoint)
         self.model = self.model.to(self.device)
+        self.train_model = ddp.wrap(self.model, self.rank, self.device)  # DDP under torchrun
         self.joint_loss = SHISRCNetLoss(config.loss).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(
@@ -160,6 +163,9 @@ class Trainer:
         }
 
     def _save(self, name: str) -> Path:
+        path = self.out_dir / f"{name}.safetensors"
+        if not self.rank.is_main:
+            return path
         path = save_checkpoint(
             self.model,
             self.out_dir / f"{name}.safetensors",
@@ -186,6 +192,8 @@ class Trainer:
         self.counters = counters
 
     def _write_split(self) -> None:
+        if not self.rank.is_main:
+            return
         split = {
             name: sorted({self.patients[i] for i in self.split.named(name)})
             for name in ("train", "val", "test")
@@ -198,6 +206,8 @@ class Trainer:
         (self.out_dir / "split.json").write_text(json.dumps(split, indent=1))
 
     def _write_metrics(self) -> None:
+        if not self.rank.is_main:
+            return
         (self.out_dir / "metrics.json").write_text(json.dumps(self.history, indent=1))
         flat = [
             {k: v for k, v in row.items() if not isinstance(v, dict | list)} for row in self.history
@@ -212,15 +222,15 @@ class Trainer:
     def _loss(self, lr, hr, targets) -> dict[str, torch.Tensor]:
         stage = self.config.stage
         if stage == "sr":
-            l1 = F.l1_loss(self.model(lr), hr)
+            l1 = F.l1_loss(self.train_model(lr), hr)
             return {"total": l1, "l1": l1}
         if stage == "classifier":
-            logits, _ = self.model(hr)
+            logits, _ = self.train_model(hr)
             focal = focal_loss(
                 logits, targets, self.config.loss.focal_gamma, self.joint_loss.focal_alpha
             )
             return {"total": focal, "focal": focal}
-        return self.joint_loss(self.model(lr, hr), hr, targets)._asdict()
+        return self.joint_loss(self.train_model(lr, hr), hr, targets)._asdict()
 
     def _epoch_order(self, epoch: int) -> list[int]:
         generator = np.random.default_rng([self.config.seed, epoch, 7])
@@ -238,6 +248,7 @@ class Trainer:
         batch_size = config.batch_size
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         batches = [b for b in batches if len(b) == batch_size] or batches[:1]  # whole batches
+        batches = ddp.share(batches, self.rank)
         start = self.counters["batch"]
         # Its own generator: creating a loader must not draw from the global RNG, or a
         # resumed run (which creates it at another moment) would see other dropout masks.
@@ -285,7 +296,7 @@ class Trainer:
         return {f"train_{k}": v / n for k, v in sums.items()}
 
     def _emit(self, event: TrainEvent) -> None:
-        if self.events is not None:
+        if self.events is not None and self.rank.is_main:
             self.events(event)
 
     def _validate(self) -> dict:
@@ -344,6 +355,7 @@ class Trainer:
                 patience and self.counters["epochs_without_improvement"] >= patience
             ):
                 break
+        ddp.finish(self.rank)
         self._emit(
             TrainEvent(
                 "done",
