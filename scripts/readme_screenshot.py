@@ -1,6 +1,6 @@
 """Make docs/images/napari-shisrcnet.png: the synthetic sample, an SR region and tile classes.
 
-    xvfb-run -a python scripts/readme_screenshot.py [--model CHECKPOINT]
+xvfb-run -a python scripts/readme_screenshot.py [--model CHECKPOINT]
 """
 
 import argparse

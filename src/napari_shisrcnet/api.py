@@ -134,6 +134,14 @@ def super_resolve(
     return output
 
 
+def _require_classifier(tile_model: TileModel) -> None:
+    if not tile_model.can_classify:
+        raise ValueError(
+            f"model {tile_model.identity} has no classifier; use a SHISRCNet checkpoint or "
+            "turn classification off (--no-classify)"
+        )
+
+
 def default_classification_tile_px(tile_model: TileModel) -> int:
     return tile_model.training_tile_px or PAPER_HR_CROP_PX // tile_model.scale
 
@@ -153,10 +161,7 @@ def classify_tiles(
     """Classify every tissue tile (LR tile -> SR -> classifier); background tiles are skipped."""
     slide, tile_model = _as_slide(image_or_path), load_model(model, device)
     region = _checked_level_and_region(slide, level, region)
-    if not tile_model.can_classify:
-        raise ValueError(
-            f"model {tile_model.identity} has no classifier; use a SHISRCNet checkpoint"
-        )
+    _require_classifier(tile_model)
     return classify_region(
         slide.levels,
         level,
@@ -315,8 +320,8 @@ def process_slide(
     if not (super_resolution or classification):
         raise ValueError("nothing to do: both super-resolution and classification are off")
     tile_model = load_model(model, device)
-    if classification and not tile_model.can_classify:
-        raise ValueError(f"model {tile_model.identity} has no classifier; turn classification off")
+    if classification:
+        _require_classifier(tile_model)
     with _as_slide(path) as slide:
         region = _checked_level_and_region(slide, level, region)
         cls_px = classification_tile_px or default_classification_tile_px(tile_model)

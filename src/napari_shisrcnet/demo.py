@@ -18,6 +18,7 @@ import zarr
 from . import __version__, api
 from .classes import class_colors
 from .engine.tiling import Region
+from .figures import pyplot, save
 from .io.synthetic import write_synthetic_slide
 from .model.bundled import BundledModelMissing
 
@@ -35,17 +36,8 @@ def _model(spec: str, device: str) -> tuple[api.TileModel, str]:
         return api.load_model("bicubic", device), "bicubic"
 
 
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def save_comparison(lr: np.ndarray, bicubic: np.ndarray, sr: np.ndarray, scale: int, path: Path):
-    plt = _figure()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 3, figsize=(12, 4.3))
     lr_up = np.repeat(np.repeat(lr, scale, 0), scale, 1)
     for axis, image, title in zip(
@@ -57,17 +49,14 @@ def save_comparison(lr: np.ndarray, bicubic: np.ndarray, sr: np.ndarray, scale: 
         axis.imshow(image, interpolation="nearest")
         axis.set_title(title)
         axis.axis("off")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save(figure, path, dpi=110)
 
 
 def save_overlay(overview: np.ndarray, label_map: np.ndarray, names, counts: dict, path: Path):
     """The image with tile classes drawn over it, and a legend with tile counts."""
     from matplotlib.patches import Patch
 
-    plt = _figure()
+    plt = pyplot()
     colors = class_colors(names)
     rgba = np.zeros((*label_map.shape, 4))
     for index, rgb in enumerate(colors):
@@ -84,10 +73,7 @@ def save_overlay(overview: np.ndarray, label_map: np.ndarray, names, counts: dic
     )
     axis.set_title("tile classes (research use only, not for diagnosis)")
     axis.axis("off")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save(figure, path, dpi=110)
 
 
 def run_demo(

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..figures import pyplot, save
+
 REPORT_KEYS = (
     "psnr",
     "ssim",
@@ -24,17 +26,8 @@ REPORT_KEYS = (
 )
 
 
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def save_confusion_matrix(matrix, class_names, path: Path) -> Path:
-    plt = _figure()
+    plt = pyplot()
     matrix = np.asarray(matrix)
     figure, axes = plt.subplots(
         figsize=(1.2 + 0.7 * len(class_names), 1.0 + 0.6 * len(class_names))
@@ -47,15 +40,12 @@ def save_confusion_matrix(matrix, class_names, path: Path) -> Path:
     axes.set_yticks(range(len(class_names)), class_names)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save(figure, path, dpi=120)
 
 
 def save_comparison(example: dict, scale: int, psnr: dict, path: Path) -> Path:
     """LR (nearest-upsampled), bicubic, SR and HR side by side, zoomed on the centre."""
-    plt = _figure()
+    plt = pyplot()
     hr = example["hr"]
     size = min(192, *hr.shape[:2])
     y, x = (hr.shape[0] - size) // 2, (hr.shape[1] - size) // 2
@@ -71,10 +61,7 @@ def save_comparison(example: dict, scale: int, psnr: dict, path: Path) -> Path:
         axis.set_title(title)
         axis.axis("off")
     figure.suptitle(f"{example['name']} (x{scale}; PSNR of the whole image)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save(figure, path, dpi=120)
 
 
 def _markdown(report: dict) -> str:
