@@ -213,16 +213,33 @@ def _pixel_centre_translation(region: Region, step_px: float, mpp: float) -> tup
     return ((region.y + offset) * mpp, (region.x + offset) * mpp)
 
 
+def _prepare(store, region, tile_model, super_resolution, tile_px, halo_px, batch_size) -> None:
+    """Create the level-0 array and record the batch sizes, before any worker starts."""
+    if super_resolution:
+        scale = tile_model.scale
+        store.image_level0((region.height * scale, region.width * scale), tile_px * scale)
+        window = TileGrid(region, tile_px, halo_px).window_shape
+        store.remember("sr_batch_size", batch_size or default_batch_size(tile_model, window))
+    store.remember("classification_batch_size", batch_size or 8)
+
+
 def _write_sr(
-    store, slide, level, region, tile_model, tile_px, halo_px, batch_size, progress, cancel
+    store,
+    slide,
+    level,
+    region,
+    tile_model,
+    tile_px,
+    halo_px,
+    batch_size,
+    progress,
+    cancel,
+    shard=None,
 ):
+    _prepare(store, region, tile_model, True, tile_px, halo_px, batch_size)
     scale = tile_model.scale
-    level0 = store.image_level0((region.height * scale, region.width * scale), tile_px * scale)
-    batch_size = store.remember(
-        "sr_batch_size",
-        batch_size
-        or default_batch_size(tile_model, TileGrid(region, tile_px, halo_px).window_shape),
-    )
+    level0 = store.group["0"]
+    batch_size = store.remember("sr_batch_size", None)
 
     def write_core(tile: Tile, core: np.ndarray) -> None:
         y0, x0 = (tile.core[0] - region.y) * scale, (tile.core[2] - region.x) * scale
@@ -237,7 +254,10 @@ def _write_sr(
         halo_px=halo_px,
         batch_size=batch_size,
         skip_batches=store.done_batches("sr"),
-        on_batch_written=lambda index: store.mark_batch_done("sr", index),
+        shard=shard,
+        on_batch_written=lambda index: store.mark_batch_done(
+            "sr", index, None if shard is None else shard[0]
+        ),
         progress=progress,
         cancel=cancel,
     )
@@ -256,7 +276,9 @@ def _write_overview(store, slide, level, region, cls_px) -> float:
     )
     small = (small + 0.5).astype(np.uint8).transpose(2, 0, 1)
     level0 = store.image_level0(small.shape[1:], 512)
-    da.store(small.rechunk(level0.chunks), level0, lock=False)
+    da.store(
+        small.rechunk(level0.chunks), level0, lock=False, scheduler="threads"
+    )  # local, even under a distributed client
     return float(step)
 
 
@@ -269,7 +291,9 @@ def _restore_classified(store, n_rows, n_columns, n_classes):
     return probabilities, set(done)
 
 
-def _classify(store, slide, level, region, tile_model, cls_px, batch_size, progress, cancel):
+def _classify(
+    store, slide, level, region, tile_model, cls_px, batch_size, progress, cancel, shard=None
+):
     grid = TileGrid(region, cls_px)
     probabilities, done = _restore_classified(store, *grid.shape, len(tile_model.class_names))
     batch_size = store.remember("classification_batch_size", batch_size or 8)
@@ -288,6 +312,7 @@ def _classify(store, slide, level, region, tile_model, cls_px, batch_size, progr
         probabilities=probabilities,
         batch_size=batch_size,
         skip_batches=done,
+        shard=shard,
         on_batch_written=save,
         progress=progress,
         cancel=cancel,
@@ -312,10 +337,15 @@ def process_slide(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
+    shard: tuple[int, int] | None = None,
+    prepare_only: bool = False,
 ) -> SlideResult:
     """Process one slide into ``out_dir/<name>.ome.zarr`` (+ ``.tiles.csv``, ``.geojson``).
 
     Rerunning the same call resumes an interrupted run; a finished result is returned as is.
+    For a cluster (see :mod:`napari_shisrcnet.cluster`): ``prepare_only`` creates the
+    result and fixes its batching; ``shard=(k, n)`` computes only batches k, k + n, ...
+    and returns unfinished; a last plain call finishes (pyramid, labels, tables).
     """
     if not (super_resolution or classification):
         raise ValueError("nothing to do: both super-resolution and classification are off")
@@ -348,6 +378,9 @@ def process_slide(
         started = time.perf_counter()
         mpp = slide.metadata.level_mpp(level)
         unit, physical = ("micrometer", mpp) if mpp else (None, 1.0)
+        if prepare_only:
+            _prepare(store, region, tile_model, super_resolution, tile_px, halo_px, batch_size)
+            return result
         if super_resolution:
             step = _write_sr(
                 store,
@@ -360,14 +393,26 @@ def process_slide(
                 batch_size,
                 progress,
                 cancel,
+                shard,
             )
-        else:
+        elif shard is None:
             step = _write_overview(store, slide, level, region, cls_px)
         classified = None
         if classification:
             classified = _classify(
-                store, slide, level, region, tile_model, cls_px, batch_size, progress, cancel
+                store,
+                slide,
+                level,
+                region,
+                tile_model,
+                cls_px,
+                batch_size,
+                progress,
+                cancel,
+                shard,
             )
+        if shard is not None:
+            return result
         n_levels = store.finish_image(
             step * physical, _pixel_centre_translation(region, step, physical), unit, stem
         )

@@ -137,6 +137,12 @@ def _add_predict(commands) -> None:
     predict.add_argument(
         "--overwrite", action="store_true", help="replace results of a different run"
     )
+    predict.add_argument(
+        "--scheduler", metavar="ADDRESS", help="run on this dask.distributed scheduler"
+    )
+    predict.add_argument(
+        "--workers", type=_positive, metavar="N", help="run on a local cluster of N processes"
+    )
     predict.set_defaults(handler=run_predict)
 
 
@@ -179,9 +185,10 @@ def run_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from . import api
-    from .io.ome_tiff import write_ome_tiff
 
     paths = _expand_inputs(args.inputs)
+    if args.scheduler or args.workers:
+        return _predict_on_cluster(args, paths)
     model = api.load_model(args.model, args.device, args.scale)
     failures = 0
     for path in paths:
@@ -212,12 +219,7 @@ def run_predict(args: argparse.Namespace) -> int:
                 progress=progress,
             )
             if args.format == "ome-tiff":
-                write_ome_tiff(
-                    result.zarr_path,
-                    result.zarr_path.with_name(
-                        result.zarr_path.name.replace(".ome.zarr", ".ome.tif")
-                    ),
-                )
+                _write_tiff_copy(result)
         except (ValueError, LookupError, OSError) as error:
             failures += 1
             print(f"shisrcnet: error: {error}", file=sys.stderr)
@@ -260,6 +262,40 @@ def _add_demo(commands) -> None:
     demo.add_argument("--device", default="auto")
     demo.add_argument("--open", action="store_true", help="open the results in napari")
     demo.set_defaults(handler=run_demo)
+
+
+def _predict_on_cluster(args: argparse.Namespace, paths: list[Path]) -> int:
+    from .cluster import connect, process_slides
+
+    options = dict(
+        level=args.level,
+        region=args.region,
+        super_resolution=not args.no_sr,
+        classification=not args.no_classify,
+        tile_px=args.tile_px,
+        halo_px=args.halo_px,
+        classification_tile_px=args.classify_tile_px,
+        batch_size=args.batch_size,
+        geojson=args.geojson,
+        overwrite=args.overwrite,
+    )
+    with connect(args.scheduler, args.workers) as client:
+        print(f"dask cluster: {client.dashboard_link}", file=sys.stderr)
+        results = process_slides(
+            paths, args.out, args.model, client, args.device, args.scale, **options
+        )
+    for path, result in zip(paths, results, strict=True):
+        if args.format == "ome-tiff":
+            _write_tiff_copy(result)
+        print(_summary_line(path, result))
+    return 0
+
+
+def _write_tiff_copy(result) -> None:
+    from .io.ome_tiff import write_ome_tiff
+
+    name = result.zarr_path.name.replace(".ome.zarr", ".ome.tif")
+    write_ome_tiff(result.zarr_path, result.zarr_path.with_name(name))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .inference import TileModel
-from .runner import Batch, CancelToken, ProgressCallback, make_batches, run_batches
+from .runner import (
+    Batch,
+    CancelToken,
+    ProgressCallback,
+    make_batches,
+    pending_batches,
+    run_batches,
+)
 from .tiling import Region, TileGrid, read_window
 from .tissue import MIN_TISSUE_FRACTION, tissue_fractions
 
@@ -55,6 +62,7 @@ def classify_region(
     batch_size: int | None = None,
     min_tissue_fraction: float = MIN_TISSUE_FRACTION,
     skip_batches: set[int] = frozenset(),
+    shard: tuple[int, int] | None = None,
     on_batch_written: Callable[[Batch, np.ndarray], None] | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
@@ -80,7 +88,7 @@ def classify_region(
 
     batches = make_batches(tiles, batch_size or 8)
     run_batches(
-        [b for b in batches if b.index not in skip_batches],
+        pending_batches(batches, skip_batches, shard),
         lambda tile: read_window(image, tile.window),
         tile_model.classify,
         write,

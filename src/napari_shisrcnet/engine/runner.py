@@ -71,6 +71,20 @@ def make_batches(tiles: Sequence[Tile], batch_size: int) -> list[Batch]:
     ]
 
 
+def pending_batches(
+    batches: Sequence[Batch], done: set[int], shard: tuple[int, int] | None = None
+) -> list[Batch]:
+    """Batches this process still computes: not ``done``, and in its ``shard``.
+
+    Shard (k, n) takes batches k, k + n, k + 2n, ... (worker k of n on a cluster).
+    """
+    return [
+        b
+        for b in batches
+        if b.index not in done and (shard is None or b.index % shard[1] == shard[0])
+    ]
+
+
 class _Writer(threading.Thread):
     """Applies ``write`` to computed batches in order; remembers the first error."""
 

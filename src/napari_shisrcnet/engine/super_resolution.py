@@ -7,7 +7,14 @@ from collections.abc import Callable
 import numpy as np
 
 from .inference import TileModel
-from .runner import Batch, CancelToken, ProgressCallback, make_batches, run_batches
+from .runner import (
+    Batch,
+    CancelToken,
+    ProgressCallback,
+    make_batches,
+    pending_batches,
+    run_batches,
+)
 from .tiling import Region, Tile, TileGrid, read_window
 
 #: Defaults chosen from the tiled-vs-whole measurement in docs/tiling.md.
@@ -41,6 +48,7 @@ def super_resolve_region(
     halo_px: int = DEFAULT_HALO_PX,
     batch_size: int | None = None,
     skip_batches: set[int] = frozenset(),
+    shard: tuple[int, int] | None = None,
     on_batch_written: Callable[[int], None] | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
@@ -48,12 +56,12 @@ def super_resolve_region(
     """Super-resolve ``region`` of a (Y, X, 3) uint8 level, tile by tile.
 
     Every core is written exactly once through ``write_core``; batches listed in
-    ``skip_batches`` (finished by an earlier run) are not recomputed.
+    ``skip_batches`` (finished by an earlier run), or outside ``shard``, are not computed.
     """
     grid = TileGrid(region, tile_px, halo_px)
     tiles = grid.tiles()
     batch_size = batch_size or default_batch_size(tile_model, grid.window_shape)
-    batches = [b for b in make_batches(tiles, batch_size) if b.index not in skip_batches]
+    batches = pending_batches(make_batches(tiles, batch_size), skip_batches, shard)
     scale = tile_model.scale
 
     def write(batch: Batch, outputs: np.ndarray) -> None:

@@ -112,7 +112,11 @@ def read_window(image, window: tuple[int, int, int, int]) -> np.ndarray:
     height, width = image.shape[:2]
     y0, y1, x0, x1 = window
     inside = image[max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)]
-    inside = np.asarray(inside.compute() if hasattr(inside, "compute") else inside)
+    # Synchronous: each reader thread decodes its own tile; never ship file handles to a
+    # dask.distributed scheduler that a caller may have made the default.
+    inside = np.asarray(
+        inside.compute(scheduler="synchronous") if hasattr(inside, "compute") else inside
+    )
     pad = ((max(-y0, 0), max(y1 - height, 0)), (max(-x0, 0), max(x1 - width, 0)), (0, 0))
     if any(before or after for before, after in pad):
         inside = np.pad(inside, pad, mode="symmetric" if min(inside.shape[:2]) < 2 else "reflect")

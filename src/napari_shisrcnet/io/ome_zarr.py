@@ -111,13 +111,17 @@ class ResultStore:
 
     # -- progress log -------------------------------------------------------------
     def done_batches(self, stage: str) -> set[int]:
-        log = self._log_dir / f"{stage}.done"
-        if not log.exists():
-            return set()
-        return {int(line) for line in log.read_text().split()}
+        """Finished batches, from every process that worked on this result."""
+        return {
+            int(line)
+            for log in self._log_dir.glob(f"{stage}*.done")
+            for line in log.read_text().split()
+        }
 
-    def mark_batch_done(self, stage: str, index: int) -> None:
-        with open(self._log_dir / f"{stage}.done", "a") as log:
+    def mark_batch_done(self, stage: str, index: int, shard: int | None = None) -> None:
+        # One log per shard: appends from several cluster workers never share a file.
+        name = f"{stage}.done" if shard is None else f"{stage}-shard{shard}.done"
+        with open(self._log_dir / name, "a") as log:
             log.write(f"{index}\n")
 
     # -- image ----------------------------------------------------------------------
@@ -186,7 +190,9 @@ class ResultStore:
             config={"write_empty_chunks": True},
         )
         # Chunks aligned with the zarr chunks: no two dask tasks write one zarr chunk.
-        da.store(half.rechunk(target.chunks), target, lock=False)
+        da.store(
+            half.rechunk(target.chunks), target, lock=False, scheduler="threads"
+        )  # local, even under a distributed client
         return target
 
     # -- classification -----------------------------------------------------------------

@@ -1,0 +1,74 @@
+"""Scale-out on dask.distributed: many slides, and the tiles of one slide, over workers.
+
+For each slide the client prepares the result (creates the OME-Zarr, fixes the
+batching), every worker then computes its shard of the batches (worker k of n takes
+batches k, k + n, ...; they write disjoint chunks and separate progress logs), and a
+last task finishes the slide (pyramid, labels, tables). Because batches are the same
+as in a single-process run, results are identical to it. Each worker process loads the
+model once and keeps it. Slides are submitted together, so workers that finish one
+slide's shards start on the next slide.
+
+    shisrcnet predict slides/ --out results --workers 4          # a local cluster
+    shisrcnet predict slides/ --out results --scheduler tcp://host:8786
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import api
+
+_WORKER_MODELS: dict[tuple, api.TileModel] = {}
+
+
+def _model(spec: str, device: str, scale: int | None) -> api.TileModel:
+    """This worker's copy of the model (loaded on first use, then reused)."""
+    key = (str(spec), device, scale)
+    if key not in _WORKER_MODELS:
+        _WORKER_MODELS[key] = api.load_model(spec, device, scale)
+    return _WORKER_MODELS[key]
+
+
+def _run_shard(path, out_dir, model_key, options, shard):
+    api.process_slide(path, out_dir, _model(*model_key), shard=shard, **options)
+    return shard
+
+
+def _finish(path, out_dir, model_key, options, _shards_done):
+    return api.process_slide(path, out_dir, _model(*model_key), **options)
+
+
+def process_slides(
+    paths, out_dir, spec: str, client, device: str = "auto", scale: int | None = None, **options
+):
+    """Process ``paths`` on the cluster behind ``client``; return their SlideResults in order.
+
+    ``options`` are :func:`napari_shisrcnet.api.process_slide` keywords.
+    """
+    n_workers = max(1, len(client.scheduler_info()["workers"]))
+    overwrite = options.pop("overwrite", False)  # only when preparing: never under a worker
+    local_model = api.load_model(spec, "cpu", scale)  # for signatures and batching only
+    model_key = (str(spec), device, scale)
+    finished = []
+    for path in map(Path, paths):
+        api.process_slide(
+            path, out_dir, local_model, prepare_only=True, overwrite=overwrite, **options
+        )
+        shards = [
+            client.submit(_run_shard, path, out_dir, model_key, options, (k, n_workers), pure=False)
+            for k in range(n_workers)
+        ]
+        finished.append(
+            client.submit(_finish, path, out_dir, model_key, options, shards, pure=False)
+        )
+    return client.gather(finished)
+
+
+def connect(scheduler: str | None = None, workers: int | None = None):
+    """A dask.distributed Client: to ``scheduler``, or to a new local cluster of ``workers``."""
+    from dask.distributed import Client
+
+    if scheduler:
+        return Client(scheduler)
+    # The client owns this local cluster and shuts it down when it closes.
+    return Client(n_workers=workers or 2, threads_per_worker=1, processes=True)
