@@ -30,6 +30,7 @@ from .engine.super_resolution import (
     super_resolve_region,
 )
 from .engine.tiling import Region, Tile, TileGrid
+from .engine.tissue import MIN_TISSUE_FRACTION
 from .io.ome_zarr import ResultStore
 from .io.slides import Slide, SlideError, open_slide, slide_from_arrays
 from .io.tables import tile_rows, write_tile_csv, write_tile_geojson
@@ -155,10 +156,14 @@ def classify_tiles(
     tile_px: int | None = None,
     batch_size: int | None = None,
     device: str = "auto",
+    min_tissue_fraction: float = MIN_TISSUE_FRACTION,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> TileClassification:
-    """Classify every tissue tile (LR tile -> SR -> classifier); background tiles are skipped."""
+    """Classify every tissue tile (LR tile -> SR -> classifier); background tiles are skipped.
+
+    ``min_tissue_fraction=0`` classifies every tile.
+    """
     slide, tile_model = _as_slide(image_or_path), load_model(model, device)
     region = _checked_level_and_region(slide, level, region)
     _require_classifier(tile_model)
@@ -170,6 +175,7 @@ def classify_tiles(
         tile_model.class_names,
         tile_px=tile_px or default_classification_tile_px(tile_model),
         batch_size=batch_size,
+        min_tissue_fraction=min_tissue_fraction,
         progress=progress,
         cancel=cancel,
     )
