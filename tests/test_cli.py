@@ -65,7 +65,7 @@ def test_predict_writes_results_and_one_summary_line(tmp_path, pyramid_tiff, cap
         (["{slide}", "--model", "bicubic"], "has no classifier"),
         (["{slide}", "--model", "nothing.safetensors"], "checkpoint not found"),
         (["{slide}", "--model", "bicubic", "--no-classify", "--level", "9"], "level 9 requested"),
-        (["{slide}", "--model", "default"], "no bundled 'default' model"),
+        (["{slide}", "--model", "no-such-model"], "checkpoint not found"),
     ],
 )
 def test_bad_input_exits_non_zero_with_one_line(tmp_path, pyramid_tiff, capsys, arguments, message):
@@ -85,3 +85,15 @@ def test_bad_region_is_an_argument_error(capsys):
         main(["predict", "x.svs", "--out", "o", "--region", "1,2,3"])
     assert exit_info.value.code == 2
     assert "expected X,Y,WIDTH,HEIGHT" in capsys.readouterr().err
+
+
+def test_missing_bundled_model_is_a_one_line_error(tmp_path, pyramid_tiff, capsys, monkeypatch):
+    from napari_shisrcnet.model import bundled
+
+    monkeypatch.setattr(bundled, "BUNDLED_WEIGHTS", {"default": "absent.safetensors"})
+    code = main(
+        ["predict", str(pyramid_tiff), "--out", str(tmp_path / "out"), "--model", "default"]
+    )
+    error = capsys.readouterr().err.strip()
+    assert code != 0 and "no bundled 'default' model" in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "out").exists()

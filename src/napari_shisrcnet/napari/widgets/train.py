@@ -237,5 +237,8 @@ class TrainWidget(Container):
     def use_model(self, _=None) -> None:
         """Point the Super-resolve and Classify tiles widgets at the best checkpoint."""
         for widget in list(LIVE_JOB_WIDGETS):
-            widget.model.value = CHECKPOINT_CHOICE
-            widget.checkpoint.value = self.best
+            try:
+                widget.model.value = CHECKPOINT_CHOICE
+                widget.checkpoint.value = self.best
+            except RuntimeError:  # its dock was closed and its Qt widgets deleted
+                LIVE_JOB_WIDGETS.discard(widget)
