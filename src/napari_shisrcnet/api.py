@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -494,7 +493,3 @@ def _existing(out_dir: Path, stem: str) -> tuple[Path | None, Path | None]:
         csv_path if csv_path.exists() else None,
         geojson_path if geojson_path.exists() else None,
     )
-
-
-def summary_json(result: SlideResult) -> str:
-    return json.dumps(result.summary, indent=2)

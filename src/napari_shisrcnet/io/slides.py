@@ -273,13 +273,4 @@ def open_slide(path: str | os.PathLike) -> Slide:
     raise SlideError(f"{path}: unsupported file type (supported: {', '.join(SUPPORTED)})")
 
 
-def describe(metadata: SlideMetadata) -> str:
-    """One line for logs and the CLI."""
-    mpp = "unknown mpp" if metadata.mpp is None else f"{metadata.mpp:.3f} µm/px"
-    power = "" if metadata.objective_power is None else f", {metadata.objective_power:g}x"
-    h, w = metadata.level_shapes[0]
-    levels = len(metadata.level_shapes)
-    return f"{metadata.path.name}: {metadata.format}, {w}x{h} px, {levels} level(s), {mpp}{power}"
-
-
-__all__ = ["Slide", "SlideError", "SlideMetadata", "describe", "open_slide"]
+__all__ = ["Slide", "SlideError", "SlideMetadata", "open_slide", "slide_from_arrays"]

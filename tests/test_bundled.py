@@ -1,0 +1,35 @@
+"""The bundled default model (present in this repository once trained; see docs/model-card.md)."""
+
+import numpy as np
+import pytest
+
+from napari_shisrcnet import api
+from napari_shisrcnet.model.bundled import BundledModelMissing, bundled_weights_path
+
+try:
+    BUNDLED = bundled_weights_path("default")
+except BundledModelMissing:
+    BUNDLED = None
+
+pytestmark = pytest.mark.skipif(BUNDLED is None, reason="no bundled default weights")
+
+
+def test_default_model_is_small_safe_and_documented():
+    assert BUNDLED.stat().st_size < 8 * 2**20  # fp16, a few MB
+    model = api.load_model("default", "cpu")
+    assert model.scale == 2 and model.class_names == ("benign", "malignant")
+    from napari_shisrcnet.model import read_checkpoint_info
+
+    provenance = read_checkpoint_info(BUNDLED).provenance
+    assert {"train_config", "data_root", "step", "note"} <= provenance.keys()
+
+
+def test_default_model_runs_and_is_preselected(make_napari_viewer):
+    model = api.load_model("default", "cpu")
+    tiles = np.random.default_rng(0).integers(0, 255, (2, 96, 96, 3), dtype=np.uint8)
+    assert model.super_resolve(tiles).shape == (2, 192, 192, 3)
+    probabilities = model.classify(tiles)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+    from napari_shisrcnet.napari.widgets.classify import ClassifyTilesWidget
+
+    assert ClassifyTilesWidget(make_napari_viewer()).model.value == "default"
