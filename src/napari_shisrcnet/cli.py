@@ -203,20 +203,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
         try:
             result = api.process_slide(
-                path,
-                args.out,
-                model,
-                level=args.level,
-                region=args.region,
-                super_resolution=not args.no_sr,
-                classification=not args.no_classify,
-                tile_px=args.tile_px,
-                halo_px=args.halo_px,
-                classification_tile_px=args.classify_tile_px,
-                batch_size=args.batch_size,
-                geojson=args.geojson,
-                overwrite=args.overwrite,
-                progress=progress,
+                path, args.out, model, progress=progress, **_process_options(args)
             )
             if args.format == "ome-tiff":
                 _write_tiff_copy(result)
@@ -264,10 +251,9 @@ def _add_demo(commands) -> None:
     demo.set_defaults(handler=run_demo)
 
 
-def _predict_on_cluster(args: argparse.Namespace, paths: list[Path]) -> int:
-    from .cluster import connect, process_slides
-
-    options = dict(
+def _process_options(args: argparse.Namespace) -> dict:
+    """``process_slide`` keywords from the predict arguments (one place for both paths)."""
+    return dict(
         level=args.level,
         region=args.region,
         super_resolution=not args.no_sr,
@@ -279,6 +265,12 @@ def _predict_on_cluster(args: argparse.Namespace, paths: list[Path]) -> int:
         geojson=args.geojson,
         overwrite=args.overwrite,
     )
+
+
+def _predict_on_cluster(args: argparse.Namespace, paths: list[Path]) -> int:
+    from .cluster import connect, process_slides
+
+    options = _process_options(args)
     with connect(args.scheduler, args.workers) as client:
         print(f"dask cluster: {client.dashboard_link}", file=sys.stderr)
         results = process_slides(
