@@ -33,3 +33,23 @@ def test_default_model_runs_and_is_preselected(make_napari_viewer):
     from napari_shisrcnet.napari.widgets.classify import ClassifyTilesWidget
 
     assert ClassifyTilesWidget(make_napari_viewer()).model.value == "default"
+
+
+def test_fine_tuning_starts_from_the_default_weights(tmp_path):
+    import torch
+
+    from napari_shisrcnet.model import load_checkpoint
+    from napari_shisrcnet.train.config import TrainConfig
+    from napari_shisrcnet.train.loop import build_model, initialise_from
+
+    bundled, info = load_checkpoint(BUNDLED)
+    config = TrainConfig.from_dict(info.provenance["train_config"])
+    model = build_model(config, 2)
+    initialise_from(model, "default")
+    for (name, value), expected in zip(
+        model.state_dict().items(), bundled.state_dict().values(), strict=True
+    ):
+        assert torch.equal(value, expected), name
+    mismatched = build_model(TrainConfig(sr_channels=8, sr_blocks=1, classifier_width=0.125), 2)
+    with pytest.raises(ValueError, match="config differs from the one being trained"):
+        initialise_from(mismatched, "default")

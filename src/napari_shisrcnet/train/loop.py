@@ -72,8 +72,15 @@ def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
 
 
 def initialise_from(model: torch.nn.Module, checkpoint: str) -> None:
-    """Load weights for fine-tuning: same architecture, or an SR module into a joint model."""
-    source, info = load_checkpoint(checkpoint)
+    """Load weights for fine-tuning: same architecture, or an SR module into a joint model.
+
+    ``checkpoint`` is a file or ``"default"`` (the bundled model).
+    """
+    from ..model.bundled import bundled_weights_path
+
+    source, info = load_checkpoint(
+        bundled_weights_path("default") if checkpoint == "default" else checkpoint
+    )
     if isinstance(model, SHISRCNet) and isinstance(source, SRMFENet):
         target = model.sr_module
     elif type(source) is type(model):
