@@ -218,61 +218,68 @@ def _pixel_centre_translation(region: Region, step_px: float, mpp: float) -> tup
     return ((region.y + offset) * mpp, (region.x + offset) * mpp)
 
 
-def _prepare(store, region, tile_model, super_resolution, tile_px, halo_px, batch_size) -> None:
+@dataclass
+class _SlideJob:
+    """Everything the steps of one ``process_slide`` call share."""
+
+    store: ResultStore
+    slide: Slide
+    level: int
+    region: Region
+    tile_model: TileModel
+    tile_px: int
+    halo_px: int
+    cls_px: int
+    batch_size: int | None
+    progress: ProgressCallback | None
+    cancel: CancelToken | None
+    shard: tuple[int, int] | None
+
+
+def _prepare(job: _SlideJob, super_resolution: bool) -> None:
     """Create the level-0 array and record the batch sizes, before any worker starts."""
+    store, region, tile_model = job.store, job.region, job.tile_model
     if super_resolution:
         scale = tile_model.scale
-        store.image_level0((region.height * scale, region.width * scale), tile_px * scale)
-        window = TileGrid(region, tile_px, halo_px).window_shape
-        store.remember("sr_batch_size", batch_size or default_batch_size(tile_model, window))
-    store.remember("classification_batch_size", batch_size or 8)
+        store.image_level0((region.height * scale, region.width * scale), job.tile_px * scale)
+        window = TileGrid(region, job.tile_px, job.halo_px).window_shape
+        store.remember("sr_batch_size", job.batch_size or default_batch_size(tile_model, window))
+    store.remember("classification_batch_size", job.batch_size or 8)
 
 
-def _write_sr(
-    store,
-    slide,
-    level,
-    region,
-    tile_model,
-    tile_px,
-    halo_px,
-    batch_size,
-    progress,
-    cancel,
-    shard=None,
-):
-    _prepare(store, region, tile_model, True, tile_px, halo_px, batch_size)
-    scale = tile_model.scale
+def _write_sr(job: _SlideJob) -> float:
+    _prepare(job, super_resolution=True)
+    store, region, scale, shard = job.store, job.region, job.tile_model.scale, job.shard
     level0 = store.group["0"]
-    batch_size = store.remember("sr_batch_size", None)
 
     def write_core(tile: Tile, core: np.ndarray) -> None:
         y0, x0 = (tile.core[0] - region.y) * scale, (tile.core[2] - region.x) * scale
         level0[:, y0 : y0 + core.shape[0], x0 : x0 + core.shape[1]] = core.transpose(2, 0, 1)
 
     super_resolve_region(
-        slide.levels[level],
+        job.slide.levels[job.level],
         region,
-        tile_model,
+        job.tile_model,
         write_core,
-        tile_px=tile_px,
-        halo_px=halo_px,
-        batch_size=batch_size,
+        tile_px=job.tile_px,
+        halo_px=job.halo_px,
+        batch_size=store.remember("sr_batch_size", None),  # as recorded by the first run
         skip_batches=store.done_batches("sr"),
         shard=shard,
         on_batch_written=lambda index: store.mark_batch_done(
             "sr", index, None if shard is None else shard[0]
         ),
-        progress=progress,
-        cancel=cancel,
+        progress=job.progress,
+        cancel=job.cancel,
     )
     return 1.0 / scale
 
 
-def _write_overview(store, slide, level, region, cls_px) -> float:
+def _write_overview(job: _SlideJob) -> float:
     """Without SR the labels still need an image: the region at ~16 px per tile."""
-    step = max(1, cls_px // OVERVIEW_PX_PER_TILE)
-    source = slide.levels[level][
+    region = job.region
+    step = max(1, job.cls_px // OVERVIEW_PX_PER_TILE)
+    source = job.slide.levels[job.level][
         region.y : region.y + region.height, region.x : region.x + region.width
     ]
     pad = ((0, -region.height % step), (0, -region.width % step), (0, 0))
@@ -280,10 +287,9 @@ def _write_overview(store, slide, level, region, cls_px) -> float:
         np.mean, da.pad(source, pad, mode="edge").astype(np.float32), {0: step, 1: step}
     )
     small = (small + 0.5).astype(np.uint8).transpose(2, 0, 1)
-    level0 = store.image_level0(small.shape[1:], 512)
-    da.store(
-        small.rechunk(level0.chunks), level0, lock=False, scheduler="threads"
-    )  # local, even under a distributed client
+    level0 = job.store.image_level0(small.shape[1:], 512)
+    # Local threads, even when a dask.distributed client is the default scheduler.
+    da.store(small.rechunk(level0.chunks), level0, lock=False, scheduler="threads")
     return float(step)
 
 
@@ -296,31 +302,29 @@ def _restore_classified(store, n_rows, n_columns, n_classes):
     return probabilities, set(done)
 
 
-def _classify(
-    store, slide, level, region, tile_model, cls_px, batch_size, progress, cancel, shard=None
-):
-    grid = TileGrid(region, cls_px)
+def _classify(job: _SlideJob) -> TileClassification:
+    store, tile_model = job.store, job.tile_model
+    grid = TileGrid(job.region, job.cls_px)
     probabilities, done = _restore_classified(store, *grid.shape, len(tile_model.class_names))
-    batch_size = store.remember("classification_batch_size", batch_size or 8)
 
     def save(batch, outputs) -> None:
         positions = np.array([(t.row, t.column) for t in batch.tiles], np.float32)
         store.save_classified_batch(batch.index, positions, outputs)
 
     return classify_region(
-        slide.levels,
-        level,
-        region,
+        job.slide.levels,
+        job.level,
+        job.region,
         tile_model,
         tile_model.class_names,
-        tile_px=cls_px,
+        tile_px=job.cls_px,
         probabilities=probabilities,
-        batch_size=batch_size,
+        batch_size=store.remember("classification_batch_size", job.batch_size or 8),
         skip_batches=done,
-        shard=shard,
+        shard=job.shard,
         on_batch_written=save,
-        progress=progress,
-        cancel=cancel,
+        progress=job.progress,
+        cancel=job.cancel,
     )
 
 
@@ -383,39 +387,28 @@ def process_slide(
         started = time.perf_counter()
         mpp = slide.metadata.level_mpp(level)
         unit, physical = ("micrometer", mpp) if mpp else (None, 1.0)
+        job = _SlideJob(
+            store,
+            slide,
+            level,
+            region,
+            tile_model,
+            tile_px,
+            halo_px,
+            cls_px,
+            batch_size,
+            progress,
+            cancel,
+            shard,
+        )
         if prepare_only:
-            _prepare(store, region, tile_model, super_resolution, tile_px, halo_px, batch_size)
+            _prepare(job, super_resolution)
             return result
         if super_resolution:
-            step = _write_sr(
-                store,
-                slide,
-                level,
-                region,
-                tile_model,
-                tile_px,
-                halo_px,
-                batch_size,
-                progress,
-                cancel,
-                shard,
-            )
+            step = _write_sr(job)
         elif shard is None:
-            step = _write_overview(store, slide, level, region, cls_px)
-        classified = None
-        if classification:
-            classified = _classify(
-                store,
-                slide,
-                level,
-                region,
-                tile_model,
-                cls_px,
-                batch_size,
-                progress,
-                cancel,
-                shard,
-            )
+            step = _write_overview(job)
+        classified = _classify(job) if classification else None
         if shard is not None:
             return result
         n_levels = store.finish_image(
@@ -435,18 +428,7 @@ def process_slide(
         if classified is not None:
             summary.update(
                 _write_classification(
-                    store,
-                    out_dir,
-                    stem,
-                    slide,
-                    level,
-                    region,
-                    classified,
-                    cls_px,
-                    physical,
-                    unit,
-                    geojson,
-                    result,
+                    job, classified, out_dir, stem, physical, unit, geojson, result
                 )
             )
         store.mark_complete(summary)
@@ -455,8 +437,9 @@ def process_slide(
 
 
 def _write_classification(
-    store, out_dir, stem, slide, level, region, classified, cls_px, physical, unit, geojson, result
+    job: _SlideJob, classified, out_dir, stem, physical, unit, geojson, result
 ) -> dict:
+    store, slide, region, cls_px = job.store, job.slide, job.region, job.cls_px
     names = classified.class_names
     colors = class_colors(names)
     store.write_probabilities(classified.probabilities)
@@ -468,7 +451,7 @@ def _write_classification(
         _pixel_centre_translation(region, cls_px, physical),
         unit,
     )
-    rows = tile_rows(classified, slide.metadata.level_downsamples[level], slide.metadata.mpp)
+    rows = tile_rows(classified, slide.metadata.level_downsamples[job.level], slide.metadata.mpp)
     result.csv_path = write_tile_csv(out_dir / f"{stem}.tiles.csv", rows, names)
     if geojson:
         result.geojson_path = write_tile_geojson(
