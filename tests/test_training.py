@@ -11,6 +11,17 @@ from napari_shisrcnet.train.config import TrainConfig
 from napari_shisrcnet.train.loop import Trainer, TrainingStopped
 from napari_shisrcnet.train.metrics import classification_report, image_quality
 
+#: The tiny network of TINY as command-line flags.
+TINY_CLI = [
+    "--hr-crop-px",
+    "32",
+    "--sr-channels",
+    "8",
+    "--sr-blocks",
+    "1",
+    "--classifier-width",
+    "0.125",
+]
 TINY = dict(
     batch_size=4,
     hr_crop_px=32,
@@ -129,14 +140,7 @@ def test_train_and_evaluate_commands(tmp_path, breakhis_tree, capsys):
         "1",
         "--batch-size",
         "4",
-        "--hr-crop-px",
-        "32",
-        "--sr-channels",
-        "8",
-        "--sr-blocks",
-        "1",
-        "--classifier-width",
-        "0.125",
+        *TINY_CLI,
         "--magnification",
         "100",
         "--seed",
@@ -200,14 +204,7 @@ def test_two_process_ddp_on_cpu(tmp_path, breakhis_tree):
         "2",
         "--batch-size",
         "2",
-        "--hr-crop-px",
-        "32",
-        "--sr-channels",
-        "8",
-        "--sr-blocks",
-        "1",
-        "--classifier-width",
-        "0.125",
+        *TINY_CLI,
         "--device",
         "cpu",
     ]

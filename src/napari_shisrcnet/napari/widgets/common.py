@@ -25,7 +25,7 @@ from napari.utils.notifications import show_error, show_info
 
 from ...engine.runner import CancelToken, ProgressEvent
 from ...engine.tiling import Region
-from ...io.slides import open_slide, slide_from_arrays
+from ...io.slides import slide_from_arrays
 from ..workers import CANCELLED, progress_generator, run_synchronously
 
 EXTENTS = ("field of view", "drawn rectangle", "whole level")
@@ -163,9 +163,11 @@ class JobWidget(Container):
         layer = self.image.value
         if layer is None:
             raise ValueError("open an RGB image or slide first")
-        path = layer.metadata.get("napari_shisrcnet", {}).get("path")
+        # The layer's data already are the lazy pyramid (our reader) or plain arrays: use
+        # them as they are, rather than opening and parsing the file again on every Run.
         levels = list(layer.data) if layer.multiscale else [layer.data]
-        slide = open_slide(path) if path else slide_from_arrays(levels, name=layer.name)
+        mpp = layer.metadata.get("napari_shisrcnet", {}).get("mpp")
+        slide = slide_from_arrays(levels, mpp=mpp, name=layer.name)
         level = int(self.level.value)
         if level >= len(slide.levels):
             raise ValueError(f"level {level} requested; '{layer.name}' has {len(slide.levels)}")
