@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from skimage.data import immunohistochemistry
 
 from conftest import BREAKHIS, needs_breakhis
 from napari_shisrcnet.data.breakhis import (
@@ -10,7 +11,13 @@ from napari_shisrcnet.data.breakhis import (
     labels_for,
     parse_breakhis_name,
 )
-from napari_shisrcnet.data.pairs import PairDataset, degrade, full_image_pair, load_rgb
+from napari_shisrcnet.data.pairs import (
+    PairDataset,
+    StainJitter,
+    degrade,
+    full_image_pair,
+    load_rgb,
+)
 from napari_shisrcnet.data.splits import leaky_image_split, patient_folds, patient_split
 
 
@@ -140,3 +147,22 @@ def test_full_image_pair_crops_to_the_scale(breakhis_tree):
     path = index_dataset(breakhis_tree)[0].path
     lr, hr = full_image_pair(path, 8)
     assert hr.shape == (3, 72, 96) and lr.shape == (3, 9, 12)
+
+
+def test_repeats_give_distinct_crops_of_each_image(breakhis_tree):
+    paths = [r.path for r in index_dataset(breakhis_tree)][:3]
+    dataset = PairDataset(paths, [0, 1, 1], scale=2, hr_crop_px=32, seed=0, repeats=4)
+    assert len(dataset) == 12
+    assert [dataset[i][2] for i in (1, 4, 7, 10)] == [1, 1, 1, 1]  # sample i is image i % 3
+    crops = [dataset[i][1] for i in (1, 4, 7, 10)]
+    assert all(not torch.equal(crops[0], other) for other in crops[1:])
+
+
+def test_stain_jitter_is_identity_at_zero_and_keeps_pixels_in_range():
+    image = torch.from_numpy(immunohistochemistry()[:64, :64]).permute(2, 0, 1).float() / 255
+    image = image.clamp_min(1 / 255)  # OD is defined from one grey level up
+    same = StainJitter(scale=0, shift=0)(image, np.random.default_rng(0))
+    torch.testing.assert_close(same, image, atol=1e-5, rtol=0)
+    changed = StainJitter()(image, np.random.default_rng(0))
+    change = (changed - image).abs().mean().item() * 255
+    assert 1 < change < 20 and changed.min() >= 0 and changed.max() <= 1

@@ -218,3 +218,25 @@ def test_two_process_ddp_on_cpu(tmp_path, breakhis_tree):
     _, info = load_checkpoint(out / "last.safetensors")
     assert info.provenance["step"] == 2 * (steps_single // 2)  # each rank did half the batches
     assert (out / "eval-test" / "report.json").exists()
+
+
+def test_a_joint_model_starts_from_separately_trained_modules(tmp_path, breakhis_tree):
+    for stage in ("sr", "classifier"):
+        config = TrainConfig(epochs=1, stage=stage, max_steps=1, **TINY)
+        Trainer(breakhis_tree, tmp_path / stage, config).run()
+    modules = [str(tmp_path / stage / "last.safetensors") for stage in ("sr", "classifier")]
+    joint = TrainConfig(stage="joint", init_checkpoints=modules, **TINY)
+    model = Trainer(breakhis_tree, tmp_path / "joint", joint).model
+    sr, _ = load_checkpoint(modules[0])
+    classifier, _ = load_checkpoint(modules[1])
+    for part, source in ((model.sr_module, sr), (model.classifier, classifier)):
+        for (name, x), y in zip(
+            part.state_dict().items(), source.state_dict().values(), strict=True
+        ):
+            assert torch.equal(x, y), name
+    with pytest.raises(ValueError, match="cannot initialise a SRMFENet"):
+        Trainer(
+            breakhis_tree,
+            tmp_path / "bad",
+            TrainConfig(stage="sr", init_checkpoints=modules[1:], **TINY),
+        )

@@ -75,6 +75,31 @@ class ColourJitter:
         return _rotate_hue(image, rng.uniform(-self.hue, self.hue)).clamp(0, 1)
 
 
+@dataclass(frozen=True)
+class StainJitter:
+    """Random scale and shift of each stain's optical density (OD) in HED space.
+
+    The stain augmentation of Tellez et al. (2019), which they found to help most with
+    generalising across stain batches; with few patients per class, each patient is its
+    own stain batch. ``scale``: factors in [1 - scale, 1 + scale]; ``shift``: OD units.
+    Written with skimage's stain matrices rather than ``rgb2hed``, which clips negative
+    densities and so does not round-trip.
+    """
+
+    scale: float = 0.1
+    shift: float = 0.05
+
+    def __call__(self, image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        from skimage.color import hed_from_rgb, rgb_from_hed
+
+        density = -torch.log(image.clamp_min(1 / 255)).permute(1, 2, 0).double()
+        stains = density @ torch.from_numpy(hed_from_rgb)
+        stains = stains * torch.from_numpy(rng.uniform(1 - self.scale, 1 + self.scale, 3))
+        stains = stains + torch.from_numpy(rng.uniform(-self.shift, self.shift, 3))
+        rgb = torch.exp(-(stains @ torch.from_numpy(rgb_from_hed))).float()
+        return rgb.permute(2, 0, 1).clamp(0, 1)
+
+
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
@@ -116,30 +141,38 @@ class PairDataset(Dataset):
         hr_crop_px: int = 384,
         augment: bool = True,
         jitter: ColourJitter | None = ColourJitter(),
+        stain: StainJitter | None = StainJitter(),
         seed: int = 0,
+        repeats: int = 1,
     ) -> None:
         if hr_crop_px % scale:
             raise DataError(f"HR crop {hr_crop_px} px is not a multiple of the scale {scale}")
         self.paths, self.labels = list(paths), list(labels)
         self.scale, self.hr_crop_px = scale, hr_crop_px
-        self.augment, self.jitter, self.seed = augment, jitter, seed
+        self.augment, self.jitter, self.stain, self.seed = augment, jitter, stain, seed
+        self.repeats = repeats  # sample i is a crop of image i % len(paths)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.paths) * self.repeats
 
     def __getitem__(self, index: int):
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        pixels = random_crop(load_rgb(self.paths[index]), self.hr_crop_px, rng)
+        image = index % len(self.paths)
+        pixels = random_crop(load_rgb(self.paths[image]), self.hr_crop_px, rng)
         if self.augment:
             pixels = augment_geometry(pixels, rng)
         hr = to_tensor(pixels)
+        if self.augment and self.stain is not None:
+            hr = self.stain(hr, rng)
         if self.augment and self.jitter is not None:
-            hr = quantize(self.jitter(hr, rng))
-        return degrade(hr, self.scale), hr, self.labels[index]
+            hr = self.jitter(hr, rng)
+        if self.augment:
+            hr = quantize(hr)
+        return degrade(hr, self.scale), hr, self.labels[image]
 
 
 def full_image_pair(path: Path, scale: int) -> tuple[torch.Tensor, torch.Tensor]:

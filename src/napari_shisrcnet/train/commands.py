@@ -33,11 +33,13 @@ _TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
     "--folds": ("folds", int, "k-fold cross-validation by patient (reports mean +- std)"),
     "--fold": ("fold", int, "train only this fold (with --folds)"),
     "--init": (
-        "init_checkpoint",
+        "init_checkpoints",
         str,
-        "start from these weights (fine-tuning; SR-only weights "
-        "initialise the SR module of a joint model)",
+        "start from these weights (fine-tuning): a checkpoint of the same architecture or "
+        "'default'; for a joint model also an SR-only and/or a classifier-only checkpoint, "
+        "which initialise its two modules",
     ),
+    "--repeats": ("repeats", int, "random crops per training image per epoch"),
     "--val-crop-px": ("val_crop_px", int, "validate on centre crops of this size (faster)"),
     "--patience": ("early_stopping_patience", int, "early stopping patience in epochs"),
     "--seed": ("seed", int, "random seed"),
@@ -59,7 +61,10 @@ def add_commands(commands) -> None:
     for flag, (name, kind, text) in _TRAIN_OPTIONS.items():
         default = None if name == "fold" else getattr(defaults, name)  # no --fold: every fold
         metavar = {int: "N", float: "X"}.get(kind, "VALUE")
-        train.add_argument(flag, dest=name, type=kind, default=default, metavar=metavar, help=text)
+        many = {"nargs": "+", "metavar": "CHECKPOINT"} if name == "init_checkpoints" else {}
+        train.add_argument(
+            flag, dest=name, type=kind, default=default, help=text, **{"metavar": metavar, **many}
+        )
     train.add_argument("--resume", action="store_true", help="continue from DIR/last*.safetensors")
     train.set_defaults(handler=run_train)
 

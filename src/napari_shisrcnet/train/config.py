@@ -40,7 +40,10 @@ class TrainConfig:
     test_fraction: float = 0.2
     folds: int = 1
     fold: int = 0
-    init_checkpoint: str | None = None  # fine-tune from these weights
+    # Fine-tune from these weights: one checkpoint of the trained architecture, or an SR-only
+    # and/or a classifier-only checkpoint for the two halves of a joint model.
+    init_checkpoints: tuple[str, ...] = ()
+    repeats: int = 1  # random crops per training image per epoch (BasicSR's enlarge ratio)
     val_crop_px: int | None = None  # centre crop of validation images (None: whole image)
     early_stopping_patience: int | None = 20
     seed: int = 0
@@ -53,6 +56,11 @@ class TrainConfig:
             raise ValueError(f"stage must be one of {STAGES}, got '{self.stage}'")
         if self.split not in ("patient", "leaky"):
             raise ValueError(f"split must be 'patient' or 'leaky', got '{self.split}'")
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be at least 1, got {self.repeats}")
+        if isinstance(self.init_checkpoints, str):
+            object.__setattr__(self, "init_checkpoints", (self.init_checkpoints,))
+        object.__setattr__(self, "init_checkpoints", tuple(self.init_checkpoints or ()))
         if isinstance(self.loss, dict):
             object.__setattr__(self, "loss", LossConfig(**self.loss))
 
@@ -73,4 +81,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
+        values = dict(values)
+        if values.get("init_checkpoint"):  # checkpoints written before init_checkpoints
+            values.setdefault("init_checkpoints", (values["init_checkpoint"],))
         return cls(**{k: v for k, v in values.items() if k in known})

@@ -72,7 +72,8 @@ def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
 
 
 def initialise_from(model: torch.nn.Module, checkpoint: str) -> None:
-    """Load weights for fine-tuning: same architecture, or an SR module into a joint model.
+    """Load weights for fine-tuning: same architecture, or one module of a joint model
+    (SR-only weights into its SR module, classifier-only weights into its classifier).
 
     ``checkpoint`` is a file or ``"default"`` (the bundled model).
     """
@@ -83,6 +84,8 @@ def initialise_from(model: torch.nn.Module, checkpoint: str) -> None:
     )
     if isinstance(model, SHISRCNet) and isinstance(source, SRMFENet):
         target = model.sr_module
+    elif isinstance(model, SHISRCNet) and isinstance(source, SKNetFPNClassifier):
+        target = model.classifier
     elif type(source) is type(model):
         target = model
     else:
@@ -131,8 +134,8 @@ class Trainer:
         self.device = ddp.device_for(self.rank, resolve_device(config.device))
         torch.manual_seed(config.seed)
         self.model = build_model(config, len(self.class_names))
-        if config.init_checkpoint:
-            initialise_from(self.model, config.init_checkpoint)
+        for checkpoint in config.init_checkpoints:
+            initialise_from(self.model, checkpoint)
         self.model = self.model.to(self.device)
         self.train_model = ddp.wrap(self.model, self.rank, self.device)  # DDP under torchrun
         self.joint_loss = SHISRCNetLoss(config.loss).to(self.device)
@@ -146,6 +149,7 @@ class Trainer:
             config.scale,
             config.hr_crop_px,
             seed=config.seed,
+            repeats=config.repeats,
         )
         self.counters = {
             "epoch": 0,
