@@ -126,3 +126,46 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+class _Later:
+    """A result still 'on the device': resolved only when the writer asks for it."""
+
+    def __init__(self, value, resolved):
+        self.value, self.resolved = value, resolved
+
+    def result(self):
+        self.resolved.append(threading.current_thread().name)
+        return self.value
+
+
+def test_pending_results_are_resolved_by_the_writer_in_order():
+    _, batches = _grid_batches()
+    resolved, written = [], []
+    run_batches(
+        batches,
+        _read,
+        lambda w: _Later(w[:, 0, 0, 0].astype(np.int64), resolved),
+        lambda batch, out: written.extend(out.tolist()),
+    )
+    assert written == list(range(20))
+    assert len(resolved) == 7 and all(name.startswith("shisrcnet-writer") for name in resolved)
+
+
+def test_compiled_model_pads_short_batches_so_one_graph_serves_the_run():
+    from torch._dynamo.utils import counters
+
+    from napari_shisrcnet.model import SRMFENet
+
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    network = SRMFENet(scale=2, channels=8, n_blocks=1)
+    tiles = np.random.default_rng(0).integers(0, 256, (4, 24, 24, 3), dtype=np.uint8)
+    eager = TileModel(network, "cpu").super_resolve(tiles)
+    compiled = TileModel(network, "cpu", compile=True)
+    np.testing.assert_array_equal(compiled.super_resolve(tiles), eager)
+    short = compiled.super_resolve(tiles[:3])
+    assert short.shape == (3, 48, 48, 3)
+    np.testing.assert_array_equal(short, eager[:3])
+    assert counters["stats"]["unique_graphs"] == 1  # the short batch did not recompile

@@ -56,17 +56,25 @@ __all__ = [
 
 
 def load_model(
-    spec: str | os.PathLike | TileModel = "default", device: str = "auto", scale: int | None = None
+    spec: str | os.PathLike | TileModel = "default",
+    device: str = "auto",
+    scale: int | None = None,
+    *,
+    compile: bool = False,
+    cuda_graphs: bool = False,
 ) -> TileModel:
     """A ready-to-run model: ``"default"`` (bundled), a checkpoint path, or ``"bicubic"``.
 
     ``scale`` checks a checkpoint's scale (and picks the bicubic scale, default 2).
+    ``compile`` / ``cuda_graphs``: see :class:`~napari_shisrcnet.engine.inference.TileModel`
+    (worth it for whole slides on a GPU; compiling takes a minute).
     """
     if isinstance(spec, TileModel):
         return spec
+    speed = {"compile": compile, "cuda_graphs": cuda_graphs}
     if str(spec) == "bicubic":
         scale = scale or 2
-        return TileModel(BicubicSR(scale), device, identity=f"bicubic-x{scale}")
+        return TileModel(BicubicSR(scale), device, identity=f"bicubic-x{scale}", **speed)
     path = bundled_weights_path(str(spec)) if str(spec) == "default" else Path(spec)
     model, info = load_checkpoint(path, expected_scale=scale)
     provenance = info.provenance or {}
@@ -77,6 +85,7 @@ def load_model(
         class_names=info.class_names,
         identity=f"{info.architecture}:{info.tensors_sha256[:16]}",
         training_tile_px=hr_crop_px // info.scale if info.scale else None,
+        **speed,
     )
 
 

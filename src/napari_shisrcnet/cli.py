@@ -123,6 +123,17 @@ def _add_predict(commands) -> None:
         "--batch-size", type=_positive, help="tiles per batch (default: from free memory)"
     )
     predict.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    predict.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model with fixed tile shapes (faster on a GPU for whole "
+        "slides; the first batch takes about a minute)",
+    )
+    predict.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="with --compile on CUDA: also replay CUDA graphs (less launch overhead)",
+    )
     predict.add_argument("--no-sr", action="store_true", help="classification only")
     predict.add_argument("--no-classify", action="store_true", help="super-resolution only")
     predict.add_argument(
@@ -189,7 +200,9 @@ def run_predict(args: argparse.Namespace) -> int:
     paths = _expand_inputs(args.inputs)
     if args.scheduler or args.workers:
         return _predict_on_cluster(args, paths)
-    model = api.load_model(args.model, args.device, args.scale)
+    model = api.load_model(
+        args.model, args.device, args.scale, compile=args.compile, cuda_graphs=args.cuda_graphs
+    )
     failures = 0
     for path in paths:
         bars: dict[str, tqdm] = {}
@@ -274,7 +287,15 @@ def _predict_on_cluster(args: argparse.Namespace, paths: list[Path]) -> int:
     with connect(args.scheduler, args.workers) as client:
         print(f"dask cluster: {client.dashboard_link}", file=sys.stderr)
         results = process_slides(
-            paths, args.out, args.model, client, args.device, args.scale, **options
+            paths,
+            args.out,
+            args.model,
+            client,
+            args.device,
+            args.scale,
+            compile=args.compile,
+            cuda_graphs=args.cuda_graphs,
+            **options,
         )
     for path, result in zip(paths, results, strict=True):
         if args.format == "ome-tiff":

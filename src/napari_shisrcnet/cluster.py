@@ -21,11 +21,13 @@ from . import api
 _WORKER_MODELS: dict[tuple, api.TileModel] = {}
 
 
-def _model(spec: str, device: str, scale: int | None) -> api.TileModel:
+def _model(spec, device, scale, compile=False, cuda_graphs=False) -> api.TileModel:
     """This worker's copy of the model (loaded on first use, then reused)."""
-    key = (str(spec), device, scale)
+    key = (str(spec), device, scale, compile, cuda_graphs)
     if key not in _WORKER_MODELS:
-        _WORKER_MODELS[key] = api.load_model(spec, device, scale)
+        _WORKER_MODELS[key] = api.load_model(
+            spec, device, scale, compile=compile, cuda_graphs=cuda_graphs
+        )
     return _WORKER_MODELS[key]
 
 
@@ -39,16 +41,25 @@ def _finish(path, out_dir, model_key, options, _shards_done):
 
 
 def process_slides(
-    paths, out_dir, spec: str, client, device: str = "auto", scale: int | None = None, **options
+    paths,
+    out_dir,
+    spec: str,
+    client,
+    device: str = "auto",
+    scale: int | None = None,
+    compile: bool = False,
+    cuda_graphs: bool = False,
+    **options,
 ):
     """Process ``paths`` on the cluster behind ``client``; return their SlideResults in order.
 
-    ``options`` are :func:`napari_shisrcnet.api.process_slide` keywords.
+    ``options`` are :func:`napari_shisrcnet.api.process_slide` keywords; ``compile``
+    and ``cuda_graphs`` apply to each worker's model (see :func:`napari_shisrcnet.api.load_model`).
     """
     n_workers = max(1, len(client.scheduler_info()["workers"]))
     overwrite = options.pop("overwrite", False)  # only when preparing: never under a worker
     local_model = api.load_model(spec, "cpu", scale)  # for signatures and batching only
-    model_key = (str(spec), device, scale)
+    model_key = (str(spec), device, scale, compile, cuda_graphs)
     finished = []
     for path in map(Path, paths):
         api.process_slide(

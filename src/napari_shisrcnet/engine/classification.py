@@ -90,7 +90,7 @@ def classify_region(
     run_batches(
         pending_batches(batches, skip_batches, shard),
         lambda tile: read_window(image, tile.window),
-        tile_model.classify,
+        tile_model.start_classify,
         write,
         stage="classified tiles",
         total_tiles=len(tiles),

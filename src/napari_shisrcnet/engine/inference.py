@@ -5,6 +5,15 @@ run channels_last under bf16/fp16 autocast on CUDA (falling back to fp32 for a b
 that produces NaN/Inf), and SR output is quantised back to uint8 on the device. A
 batch that runs out of device memory is split in half and retried; the smaller
 batch size is kept for the rest of the run.
+
+On CUDA nothing waits for the GPU while batches are submitted: pinned uploads go on a
+side stream (so the next batch's copy overlaps this batch's compute), results come
+back through pinned buffers, and :meth:`TileModel.start` returns a
+:class:`PendingResult` that the caller (the runner's writer thread) resolves later.
+``compile=True`` runs the network through ``torch.compile`` with fixed shapes (short
+batches are padded to the batch size, so one graph serves the whole run);
+``cuda_graphs=True`` additionally replays CUDA graphs (torch.compile's
+"reduce-overhead" mode).
 """
 
 from __future__ import annotations
@@ -40,6 +49,25 @@ def _autocast_dtype(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+class PendingResult:
+    """A batch result that may still be on its way from the device."""
+
+    def __init__(self, ready=None, *, event=None, host=None, finite=None, retry=None):
+        self._ready, self._event, self._host = ready, event, host
+        self._finite, self._retry = finite, retry
+
+    def result(self) -> np.ndarray:
+        if self._ready is None:
+            self._event.synchronize()  # the copy into the pinned buffer has landed
+            if self._finite is not None and not bool(self._finite):
+                log.warning("non-finite output under autocast; recomputing in fp32")
+                self._ready = self._retry()
+            else:
+                self._ready = self._host.numpy()
+            self._event = self._host = self._finite = self._retry = None
+        return self._ready
+
+
 class TileModel:
     """A network wrapped for uint8 tile batches (numpy (B, H, W, 3) in, numpy out)."""
 
@@ -52,6 +80,8 @@ class TileModel:
         class_names: tuple[str, ...] = (),
         identity: str = "",
         training_tile_px: int | None = None,
+        compile: bool = False,
+        cuda_graphs: bool = False,
     ):
         self.device = resolve_device(device)
         self.class_names = tuple(class_names)
@@ -62,8 +92,16 @@ class TileModel:
             self.model = self.model.to(memory_format=torch.channels_last)
         # SR alone runs only the SR module, so SR-only jobs never pay for the classifier.
         self.sr_module = getattr(self.model, "sr_module", self.model)
+        self.classify_module = self.model
+        self.compiled = compile or cuda_graphs
+        if self.compiled:
+            # One graph per module: fixed shapes (see _fixed_batch), no dynamic dims.
+            mode = "reduce-overhead" if cuda_graphs and self.device.type == "cuda" else None
+            self.sr_module = torch.compile(self.sr_module, dynamic=False, mode=mode)
+            self.classify_module = torch.compile(self.model, dynamic=False, mode=mode)
         self.autocast_dtype = _autocast_dtype(self.device) if autocast else None
         self.max_batch: int | None = None
+        self._copy_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
 
     @property
     def scale(self) -> int:
@@ -79,9 +117,15 @@ class TileModel:
 
     def _to_device(self, tiles: np.ndarray) -> torch.Tensor:
         host = torch.from_numpy(np.ascontiguousarray(tiles))
-        if self.device.type == "cuda":
-            host = host.pin_memory()
-        batch = host.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        if self._copy_stream is None:
+            staged = host.to(self.device)
+        else:
+            compute = torch.cuda.current_stream(self.device)
+            with torch.cuda.stream(self._copy_stream):
+                staged = host.pin_memory().to(self.device, non_blocking=True)
+            compute.wait_stream(self._copy_stream)
+            staged.record_stream(compute)  # its memory is not reused before compute is done
+        batch = staged.permute(0, 3, 1, 2).float().div_(255.0)
         return batch.contiguous(memory_format=torch.channels_last)
 
     def _forward(self, module: nn.Module, batch: torch.Tensor, dtype: torch.dtype | None):
@@ -91,28 +135,45 @@ class TileModel:
         with torch.inference_mode(), context:
             return module(batch)
 
-    def _run(self, tiles: np.ndarray, module: nn.Module, select, finish) -> np.ndarray:
-        """Forward in chunks of at most ``max_batch``; split on OOM; fp32 retry on NaN/Inf.
+    def _fixed_batch(self, tiles: np.ndarray) -> np.ndarray:
+        """A compiled model sees one batch size: pad a short batch with its last tile."""
+        if not self.compiled:
+            return tiles
+        size = self.max_batch = self.max_batch or len(tiles)
+        if len(tiles) >= size:
+            return tiles
+        return np.concatenate([tiles, np.repeat(tiles[-1:], size - len(tiles), axis=0)])
+
+    def _start(self, tiles: np.ndarray, module: nn.Module, select, finish) -> PendingResult:
+        """Submit in chunks of at most ``max_batch``; split on OOM; fp32 retry on NaN/Inf.
 
         ``select`` picks the float tensor from the module's output (checked for
         finiteness); ``finish`` turns it into what is returned (on the device).
         """
         limit = self.max_batch or len(tiles)
         if len(tiles) > limit:
-            chunks = [
-                self._run(tiles[i : i + limit], module, select, finish)
+            parts = [
+                self._start(tiles[i : i + limit], module, select, finish)
                 for i in range(0, len(tiles), limit)
             ]
-            return np.concatenate(chunks)
+            return _Joined(parts)
         try:
+            count, tiles = len(tiles), self._fixed_batch(tiles)
             batch = self._to_device(tiles)
             result = select(self._forward(module, batch, self.autocast_dtype)).float()
-            if self.autocast_dtype and not torch.isfinite(result).all():
-                log.warning(
-                    "non-finite output under %s autocast; recomputing in fp32", self.autocast_dtype
-                )
-                result = select(self._forward(module, batch, None)).float()
-            return finish(result).cpu().numpy()
+            finite = torch.isfinite(result).all() if self.autocast_dtype else None
+
+            def in_fp32() -> np.ndarray:
+                output = select(self._forward(module, batch, None)).float()
+                return finish(output)[:count].cpu().numpy()
+
+            output = finish(result)[:count]
+            if self.device.type != "cuda":
+                if finite is not None and not bool(finite):
+                    log.warning("non-finite output under autocast; recomputing in fp32")
+                    return PendingResult(in_fp32())
+                return PendingResult(output.cpu().numpy())
+            return self._copy_back(output, finite, in_fp32)
         except torch.OutOfMemoryError:
             if len(tiles) == 1:
                 raise
@@ -120,11 +181,26 @@ class TileModel:
             log.warning("out of device memory; batch size reduced to %d", self.max_batch)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            return self._run(tiles, module, select, finish)
+            return self._start(tiles[:count], module, select, finish)
+
+    def _copy_back(self, output: torch.Tensor, finite, in_fp32) -> PendingResult:
+        """Start the device-to-host copy into pinned memory; do not wait for it."""
+        host = torch.empty(output.shape, dtype=output.dtype, pin_memory=True)
+        host.copy_(output, non_blocking=True)
+        if finite is not None:
+            finite_host = torch.empty((), dtype=torch.bool, pin_memory=True)
+            finite = finite_host.copy_(finite, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record(torch.cuda.current_stream(self.device))
+        return PendingResult(event=event, host=host, finite=finite, retry=in_fp32)
 
     def super_resolve(self, tiles: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) uint8 -> (B, H*scale, W*scale, 3) uint8."""
-        return self._run(
+        return self.start_super_resolve(tiles).result()
+
+    def start_super_resolve(self, tiles: np.ndarray) -> PendingResult:
+        """:meth:`super_resolve` without waiting for the device."""
+        return self._start(
             tiles,
             self.sr_module,
             lambda output: output.sr if hasattr(output, "sr") else output,
@@ -133,8 +209,29 @@ class TileModel:
 
     def classify(self, tiles: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) uint8 LR tiles -> (B, n_classes) float32 probabilities."""
+        return self.start_classify(tiles).result()
+
+    def start_classify(self, tiles: np.ndarray) -> PendingResult:
+        """:meth:`classify` without waiting for the device."""
         if not self.can_classify:
             raise ValueError("this model has no classifier (use a SHISRCNet checkpoint)")
-        return self._run(
-            tiles, self.model, lambda output: output.logits_sr, lambda logits: logits.softmax(dim=1)
+        return self._start(
+            tiles,
+            self.classify_module,
+            lambda output: output.logits_sr,
+            lambda logits: logits.softmax(dim=1),
         )
+
+
+class _Joined(PendingResult):
+    """Chunks of one batch, resolved and concatenated in order."""
+
+    def __init__(self, parts: list[PendingResult]):
+        super().__init__()
+        self._parts = parts
+
+    def result(self) -> np.ndarray:
+        if self._ready is None:
+            self._ready = np.concatenate([part.result() for part in self._parts])
+            self._parts = []
+        return self._ready

@@ -2,6 +2,9 @@
 
 Reading (a thread pool, a few batches ahead), compute (the calling thread) and
 writing (one thread, so no two writes touch the same output chunk at once) overlap.
+``compute`` may return its result unfinished (anything with a ``result()`` method, such
+as a GPU batch still being copied back); the writer thread waits for it, so the
+calling thread goes on submitting work.
 Batches are fixed slices of the tile list, so a resumed run recomputes exactly the
 batches an uninterrupted run would, and ends bit-identical. Progress goes to a
 callback; a cancel token is checked between batches.
@@ -89,6 +92,8 @@ class _Writer(threading.Thread):
     """Applies ``write`` to computed batches in order; remembers the first error."""
 
     def __init__(self, write: Callable[[Batch, np.ndarray], None]) -> None:
+        # A queued result may be a pending device batch: the queue bound also bounds
+        # the batches in flight on the device.
         super().__init__(name="shisrcnet-writer", daemon=True)
         self.write = write
         self.jobs: queue.Queue = queue.Queue(maxsize=4)  # bounds results held in memory
@@ -98,7 +103,10 @@ class _Writer(threading.Thread):
         while (job := self.jobs.get()) is not None:
             if self.error is None:
                 try:
-                    self.write(*job)
+                    batch, results = job
+                    if hasattr(results, "result"):
+                        results = results.result()
+                    self.write(batch, results)
                 except BaseException as error:  # re-raised on the calling thread
                     self.error = error
 

@@ -73,7 +73,7 @@ def super_resolve_region(
     run_batches(
         batches,
         lambda tile: read_window(image, tile.window),
-        tile_model.super_resolve,
+        tile_model.start_super_resolve,
         write,
         stage="SR tiles",
         total_tiles=len(tiles),

@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 import zarr
 from ome_zarr.format import FormatV04
@@ -28,7 +28,23 @@ from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
 
 ATTRIBUTE_KEY = "napari_shisrcnet"
 PYRAMID_MIN_SIDE_PX = 256
+PYRAMID_BLOCK_PX = 1024  # target block width when building a pyramid level
+PYRAMID_THREADS = min(4, os.cpu_count() or 1)
 _FORMAT = FormatV04()
+
+
+def halve(pixels: np.ndarray) -> np.ndarray:
+    """(C, Y, X) uint8 -> (C, ceil(Y/2), ceil(X/2)): 2x2 means rounded half up, odd edges
+    repeated (a pyramid level's pixel is the mean of the four it covers)."""
+    _, height, width = pixels.shape
+    if height % 2 or width % 2:
+        pixels = np.pad(pixels, ((0, 0), (0, height % 2), (0, width % 2)), mode="edge")
+    rows = pixels[:, 0::2].astype(np.uint16)  # widened once, at half the rows
+    rows += pixels[:, 1::2]
+    total = rows[:, :, 0::2] + rows[:, :, 1::2]
+    total += 2
+    total //= 4
+    return total.astype(np.uint8)
 
 
 class ResultError(ValueError):
@@ -175,24 +191,38 @@ class ResultStore:
         return n_levels
 
     def _write_downsampled(self, source: zarr.Array, path: str) -> zarr.Array:
-        lazy = da.from_zarr(source)
-        _, height, width = lazy.shape
-        lazy = da.pad(lazy, ((0, 0), (0, height % 2), (0, width % 2)), mode="edge")
-        half = da.coarsen(np.mean, lazy.astype(np.float32), {1: 2, 2: 2})
-        half = (half + 0.5).astype(np.uint8)
+        """Write ``source`` halved (2x2 mean, edge-padded) as level ``path``.
+
+        Block by block in a small thread pool, with no task graph: memory stays the same
+        whatever the slide size (a dask graph of the level costs ~10 kB per chunk).
+        """
+        _, height, width = source.shape
         target = self.group.create_array(
             path,
-            shape=half.shape,
+            shape=(3, (height + 1) // 2, (width + 1) // 2),
             chunks=source.chunks,
             dtype="uint8",
             fill_value=0,
             overwrite=True,
             config={"write_empty_chunks": True},
         )
-        # Chunks aligned with the zarr chunks: no two dask tasks write one zarr chunk.
-        da.store(
-            half.rechunk(target.chunks), target, lock=False, scheduler="threads"
-        )  # local, even under a distributed client
+        _, chunk_y, chunk_x = target.chunks
+        block_x = chunk_x * max(1, PYRAMID_BLOCK_PX // chunk_x)
+        blocks = [
+            (y, x)
+            for y in range(0, target.shape[1], chunk_y)
+            for x in range(0, target.shape[2], block_x)
+        ]
+
+        def copy(block: tuple[int, int]) -> None:
+            y, x = block
+            # Whole target chunks per block: no two threads write one zarr chunk.
+            pixels = source[:, 2 * y : 2 * (y + chunk_y), 2 * x : 2 * (x + block_x)]
+            target[:, y : y + chunk_y, x : x + block_x] = halve(pixels)
+
+        with ThreadPoolExecutor(PYRAMID_THREADS) as pool:
+            for _ in pool.map(copy, blocks):
+                pass
         return target
 
     # -- classification -----------------------------------------------------------------
