@@ -71,8 +71,9 @@ def test_two_tiny_epochs_lower_the_loss_and_write_everything(tmp_path, breakhis_
     assert {"psnr", "psnr_bicubic", "accuracy_image", "accuracy_patient"} <= history[0].keys()
 
 
-def test_resume_reproduces_the_uninterrupted_loss_trajectory(tmp_path, breakhis_tree):
-    config = TrainConfig(epochs=2, **TINY)
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
+def test_resume_reproduces_the_uninterrupted_loss_trajectory(tmp_path, breakhis_tree, ema_decay):
+    config = TrainConfig(epochs=2, ema_decay=ema_decay, **TINY)
     _, straight, run = _losses(tmp_path / "straight", config, breakhis_tree)
     run()
     token = CancelToken()
@@ -240,3 +241,19 @@ def test_a_joint_model_starts_from_separately_trained_modules(tmp_path, breakhis
             tmp_path / "bad",
             TrainConfig(stage="sr", init_checkpoints=modules[1:], **TINY),
         )
+
+
+def test_moving_average_is_what_is_validated_and_saved(tmp_path, breakhis_tree):
+    config = TrainConfig(epochs=1, ema_decay=0.5, **TINY)
+    trainer = Trainer(breakhis_tree, tmp_path, config)
+    trainer.run()
+    saved, _ = load_checkpoint(tmp_path / "last.safetensors")
+    averaged, raw = trainer.ema.module.state_dict(), trainer.model.state_dict()
+    for name, value in saved.state_dict().items():
+        torch.testing.assert_close(value, averaged[name], msg=name)
+    differing = [
+        n for n, v in raw.items() if v.is_floating_point() and not torch.equal(v, averaged[n])
+    ]
+    assert differing  # an average of several steps, not the last weights
+    with pytest.raises(ValueError, match="ema_decay must be between 0 and 1"):
+        TrainConfig(ema_decay=1.0)

@@ -40,6 +40,12 @@ _TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
         "which initialise its two modules",
     ),
     "--repeats": ("repeats", int, "random crops per training image per epoch"),
+    "--ema-decay": (
+        "ema_decay",
+        float,
+        "validate and save an exponential moving average of the weights with this decay "
+        "per step (e.g. 0.99; steadier validation on small datasets)",
+    ),
     "--val-crop-px": ("val_crop_px", int, "validate on centre crops of this size (faster)"),
     "--patience": ("early_stopping_patience", int, "early stopping patience in epochs"),
     "--seed": ("seed", int, "random seed"),

@@ -44,6 +44,8 @@ class TrainConfig:
     # and/or a classifier-only checkpoint for the two halves of a joint model.
     init_checkpoints: tuple[str, ...] = ()
     repeats: int = 1  # random crops per training image per epoch (BasicSR's enlarge ratio)
+    # Validate and save an exponential moving average of the weights (None: the weights).
+    ema_decay: float | None = None
     val_crop_px: int | None = None  # centre crop of validation images (None: whole image)
     early_stopping_patience: int | None = 20
     seed: int = 0
@@ -56,6 +58,8 @@ class TrainConfig:
             raise ValueError(f"stage must be one of {STAGES}, got '{self.stage}'")
         if self.split not in ("patient", "leaky"):
             raise ValueError(f"split must be 'patient' or 'leaky', got '{self.split}'")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be between 0 and 1, got {self.ema_decay}")
         if self.repeats < 1:
             raise ValueError(f"repeats must be at least 1, got {self.repeats}")
         if isinstance(self.init_checkpoints, str):

@@ -138,6 +138,14 @@ class Trainer:
             initialise_from(self.model, checkpoint)
         self.model = self.model.to(self.device)
         self.train_model = ddp.wrap(self.model, self.rank, self.device)  # DDP under torchrun
+        self.ema = None
+        if config.ema_decay is not None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            # BatchNorm statistics are averaged too (use_buffers), so the average is usable.
+            self.ema = AveragedModel(
+                self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True
+            )
         self.joint_loss = SHISRCNetLoss(config.loss).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(
@@ -173,12 +181,17 @@ class Trainer:
             "device": str(self.device),
         }
 
+    @property
+    def evaluated_model(self) -> torch.nn.Module:
+        """What is validated and saved: the moving average if there is one."""
+        return self.model if self.ema is None else self.ema.module
+
     def _save(self, name: str) -> Path:
         path = self.out_dir / f"{name}.safetensors"
         if not self.rank.is_main:
             return path
         path = save_checkpoint(
-            self.model,
+            self.evaluated_model,
             self.out_dir / f"{name}.safetensors",
             class_names=self.class_names if self.config.stage != "sr" else None,
             provenance=self._provenance(),
@@ -189,16 +202,20 @@ class Trainer:
                 self.optimizer,
                 self.scheduler,
                 {**self.counters, "history": self.history},
+                weights=None if self.ema is None else self.model.state_dict(),
             )
         return path
 
     def _resume(self) -> None:
         weights = self.out_dir / "last.safetensors"
         model, _ = load_checkpoint(weights)
-        self.model.load_state_dict(model.state_dict())
-        counters = load_training_state(
+        self.evaluated_model.load_state_dict(model.state_dict())
+        counters, raw_weights = load_training_state(
             self.out_dir / "last-state.safetensors", self.optimizer, self.scheduler
         )
+        if self.ema is not None:
+            self.model.load_state_dict(raw_weights)
+            self.ema.n_averaged.fill_(counters["step"])
         self.history = counters.pop("history")
         self.counters = counters
 
@@ -279,6 +296,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             values = {k: float(v.detach()) for k, v in losses.items()}
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -314,7 +333,7 @@ class Trainer:
         records = [self.records[i] for i in self.split.val]
         labels = self.labels[self.split.val]
         return evaluate_records(
-            self.model,
+            self.evaluated_model,
             records,
             labels,
             self.class_names,

@@ -17,8 +17,14 @@ from safetensors.torch import load_file, save_file
 STATE_KEY = "napari_shisrcnet_training_state"
 
 
-def save_training_state(path: Path, optimizer, scheduler, counters: dict) -> None:
+def save_training_state(
+    path: Path, optimizer, scheduler, counters: dict, weights: dict | None = None
+) -> None:
+    """``weights``: a state dict to keep with the state (the raw weights when the
+    checkpoint beside it holds their moving average)."""
     tensors: dict[str, torch.Tensor] = {"rng/torch": torch.get_rng_state()}
+    for name, value in (weights or {}).items():
+        tensors[f"weights/{name}"] = value.detach().cpu().contiguous()
     scalars: dict[str, dict] = {}
     for param_index, state in optimizer.state_dict()["state"].items():
         for key, value in state.items():
@@ -38,8 +44,8 @@ def save_training_state(path: Path, optimizer, scheduler, counters: dict) -> Non
     os.replace(temporary, path)
 
 
-def load_training_state(path: Path, optimizer, scheduler) -> dict:
-    """Restore optimiser, scheduler and RNG states; return the saved counters."""
+def load_training_state(path: Path, optimizer, scheduler) -> tuple[dict, dict]:
+    """Restore optimiser, scheduler and RNG states; return the counters and saved weights."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
@@ -56,7 +62,8 @@ def load_training_state(path: Path, optimizer, scheduler) -> dict:
     scheduler.load_state_dict(metadata["scheduler"])
     torch.set_rng_state(tensors["rng/torch"])
     random.setstate(_tupled(metadata["python_rng"]))
-    return metadata["counters"]
+    weights = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("weights/")}
+    return metadata["counters"], weights
 
 
 def _jsonable(value):
