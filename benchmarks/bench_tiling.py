@@ -12,8 +12,12 @@ change the cost) and the same LR image, in one run:
 (d) MONAI ``sliding_window_inference`` (fp16 on CUDA, sw_batch 16), when MONAI is installed.
 Also tile classification end to end (tiles/s) with a SHISRCNet of the same SR width.
 
+``--compile`` compiles both the ceiling's model and the engine's (``--cuda-graphs`` adds
+CUDA graphs to the engine's); ``--batch-sweep 1,4,16`` also measures ceiling and engine at
+each batch size (for ``benchmarks/plot_batch_sweep.py``).
+
     python benchmarks/bench_tiling.py --device cpu --size 512
-    python benchmarks/bench_tiling.py --device cuda --size 4096 --compile
+    python benchmarks/bench_tiling.py --device cuda --size 4096 --compile --batch-sweep 8,16,32,64
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import argparse
 import json
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -152,6 +157,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--cuda-graphs", action="store_true")
+    parser.add_argument("--batch-sweep", default="", help="comma-separated batch sizes")
     parser.add_argument("--skip-classification", action="store_true")
     args = parser.parse_args()
 
@@ -163,7 +170,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="shisrcnet-bench-"))
     slide_path = write_synthetic_slide(workdir / "slide.tif", (args.size, args.size), mpp=0.5)
     image = np.asarray(api.open_slide(slide_path).levels[0])
-    tile_model = TileModel(model, device, identity="bench")
+    speed = {"compile": args.compile, "cuda_graphs": args.cuda_graphs}
+    tile_model = TileModel(model, device, identity="bench", **speed)
     grid = TileGrid(Region.whole(image.shape[:2]), args.tile, args.halo)
     batch_size = args.batch or (4 if device.type == "cpu" else 32)
     tiles = np.stack([read_window(image, t.window) for t in grid.tiles()[:batch_size]])
@@ -177,7 +185,8 @@ def main() -> None:
         "tile_px": args.tile,
         "halo_px": args.halo,
         "batch_size": batch_size,
-        "compiled_ceiling": args.compile,
+        "compiled": args.compile,
+        "cuda_graphs": args.cuda_graphs,
     }
     results["ceiling_mpps"] = ceiling(
         SRMFENet(scale=args.scale), device, tiles, args.tile, args.scale, args.repeats, args.compile
@@ -192,6 +201,34 @@ def main() -> None:
     results["engine_vs_monai"] = (
         results["engine_mpps"] / results["monai_mpps"] if results["monai_mpps"] else None
     )
+    sweep = []
+    for size in [int(b) for b in args.batch_sweep.split(",") if b]:
+        batch = np.stack([read_window(image, t.window) for t in grid.tiles()[:size]])
+        row = {
+            "batch_size": size,
+            "ceiling_mpps": ceiling(
+                SRMFENet(scale=args.scale),
+                device,
+                batch,
+                args.tile,
+                args.scale,
+                args.repeats,
+                args.compile,
+            ),
+            "engine_mpps": engine(
+                slide_path,
+                workdir / "out",
+                TileModel(model, device, identity="bench", **speed),
+                args.tile,
+                args.halo,
+                size,
+            ),
+        }
+        row["engine_vs_ceiling"] = row["engine_mpps"] / row["ceiling_mpps"]
+        sweep.append({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+        print(json.dumps(sweep[-1]), file=sys.stderr)
+    if sweep:
+        results["batch_sweep"] = sweep
     if not args.skip_classification:
         results["classification_tiles_per_s"] = classification(slide_path, device, 64, batch_size)
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
