@@ -257,3 +257,17 @@ def test_moving_average_is_what_is_validated_and_saved(tmp_path, breakhis_tree):
     assert differing  # an average of several steps, not the last weights
     with pytest.raises(ValueError, match="ema_decay must be between 0 and 1"):
         TrainConfig(ema_decay=1.0)
+
+
+def test_moving_average_warms_up_instead_of_remembering_the_start():
+    from napari_shisrcnet.train.loop import ema_with_warmup
+
+    average = ema_with_warmup(0.99)
+    averaged, current = [torch.zeros(3)], [torch.ones(3)]
+    for step in range(1, 200):
+        average(averaged, current, torch.tensor(step))
+    # A fixed 0.99 decay would still hold 0.99 ** 199 = 13 % of the start here.
+    assert averaged[0].min() > 0.999
+    counters = [torch.tensor(5)]
+    average(counters, [torch.tensor(9)], torch.tensor(3))
+    assert counters[0].item() == 9

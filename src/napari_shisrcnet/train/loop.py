@@ -101,6 +101,26 @@ def initialise_from(model: torch.nn.Module, checkpoint: str) -> None:
         ) from None
 
 
+def ema_with_warmup(decay: float):
+    """Exponential moving average whose decay ramps up as (1 + n) / (10 + n) to ``decay``.
+
+    Without the ramp the average starts as the initial weights and BatchNorm statistics
+    (running variance 1) and needs ~1 / (1 - decay) steps to forget them: a short run
+    would validate a network normalised by statistics it never had. (timm's ModelEma
+    uses the same warm-up.)
+    """
+
+    def average(averaged: list, current: list, num_averaged) -> None:
+        steps = float(num_averaged)
+        rate = 1 - min(decay, (1 + steps) / (10 + steps))
+        if averaged[0].is_floating_point():
+            torch._foreach_lerp_(averaged, current, rate)
+        else:  # integer buffers (BatchNorm's batch counter): follow the model
+            torch._foreach_copy_(averaged, current)
+
+    return average
+
+
 def make_split(config: TrainConfig, labels, patients) -> Split:
     if config.split == "leaky":
         return leaky_image_split(len(labels), 1 - config.test_fraction, config.seed)
@@ -140,11 +160,11 @@ class Trainer:
         self.train_model = ddp.wrap(self.model, self.rank, self.device)  # DDP under torchrun
         self.ema = None
         if config.ema_decay is not None:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+            from torch.optim.swa_utils import AveragedModel
 
             # BatchNorm statistics are averaged too (use_buffers), so the average is usable.
             self.ema = AveragedModel(
-                self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True
+                self.model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True
             )
         self.joint_loss = SHISRCNetLoss(config.loss).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
