@@ -68,7 +68,7 @@ def main() -> None:
             r["peak_rss_mb"] for r in rows if r["variant"] == variant and r["side_px"] == side
         )
 
-    sides = [r["side_px"] for r in rows if r["variant"] == "blocks"]
+    sides = sorted({r["side_px"] for r in rows})
     variants = args.variants.split(",")
     growth = {v: round(peak(v, sides[-1]) - peak(v, sides[0]), 1) for v in variants}
     print(

@@ -194,7 +194,8 @@ class ResultStore:
         """Write ``source`` halved (2x2 mean, edge-padded) as level ``path``.
 
         Block by block in a small thread pool, with no task graph: memory stays the same
-        whatever the slide size (a dask graph of the level costs ~10 kB per chunk).
+        whatever the slide size (a dask graph of the level cost ~12 kB per chunk; see
+        benchmarks/pyramid_memory.py).
         """
         _, height, width = source.shape
         target = self.group.create_array(
