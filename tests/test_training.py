@@ -226,8 +226,11 @@ def test_a_joint_model_starts_from_separately_trained_modules(tmp_path, breakhis
         config = TrainConfig(epochs=1, stage=stage, max_steps=1, **TINY)
         Trainer(breakhis_tree, tmp_path / stage, config).run()
     modules = [str(tmp_path / stage / "last.safetensors") for stage in ("sr", "classifier")]
-    joint = TrainConfig(stage="joint", init_checkpoints=modules, **TINY)
-    model = Trainer(breakhis_tree, tmp_path / "joint", joint).model
+    joint = TrainConfig(stage="joint", init_checkpoints=modules, max_steps=0, **TINY)
+    metrics = Trainer(breakhis_tree, tmp_path / "joint", joint).run()  # validate, save, stop
+    assert "accuracy_image" in metrics and "train_total" not in metrics
+    model, info = load_checkpoint(tmp_path / "joint" / "best.safetensors")
+    assert info.provenance["train_config"]["init_checkpoints"] == modules
     sr, _ = load_checkpoint(modules[0])
     classifier, _ = load_checkpoint(modules[1])
     for part, source in ((model.sr_module, sr), (model.classifier, classifier)):

@@ -16,7 +16,11 @@ _TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
     "--classes": ("classes", str, "binary (benign/malignant) or subtype (8 BreaKHis classes)"),
     "--stage": ("stage", str, f"one of {', '.join(STAGES)}"),
     "--epochs": ("epochs", int, "maximum epochs"),
-    "--max-steps": ("max_steps", int, "stop after this many optimiser steps"),
+    "--max-steps": (
+        "max_steps",
+        int,
+        "stop after this many optimiser steps (0: validate and save the --init weights)",
+    ),
     "--batch-size": ("batch_size", int, "images per batch"),
     "--hr-crop-px": ("hr_crop_px", int, "HR training crop side"),
     "--lr": ("lr", float, "Adam learning rate"),

@@ -291,6 +291,8 @@ class Trainer:
 
     def _run_epoch(self, epoch: int) -> dict[str, float]:
         config = self.config
+        if config.max_steps is not None and self.counters["step"] >= config.max_steps:
+            return {}  # --max-steps 0: validate and save the initial weights only
         self.train_set.set_epoch(epoch)
         order = self._epoch_order(epoch)
         batch_size = config.batch_size
