@@ -169,3 +169,23 @@ def test_compiled_model_pads_short_batches_so_one_graph_serves_the_run():
     assert short.shape == (3, 48, 48, 3)
     np.testing.assert_array_equal(short, eager[:3])
     assert counters["stats"]["unique_graphs"] == 1  # the short batch did not recompile
+
+
+def test_a_pending_device_result_waits_for_its_copy_and_retries_non_finite():
+    from napari_shisrcnet.engine.inference import PendingResult
+
+    class Event:  # stands in for torch.cuda.Event
+        waited = 0
+
+        def synchronize(self):
+            Event.waited += 1
+
+    host = torch.arange(6, dtype=torch.uint8).reshape(2, 3)
+    ready = PendingResult(event=Event(), host=host, finite=torch.tensor(True), retry=None)
+    np.testing.assert_array_equal(ready.result(), host.numpy())
+    retried = PendingResult(
+        event=Event(), host=host, finite=torch.tensor(False), retry=lambda: np.zeros(2)
+    )
+    np.testing.assert_array_equal(retried.result(), np.zeros(2))
+    assert retried.result() is retried.result()  # resolved once, then remembered
+    assert Event.waited == 2
