@@ -126,7 +126,9 @@ def run_train(args) -> int:
                 bar.set_postfix_str(f"loss {event.losses['total']:.4f}", refresh=True)
             elif event.kind == "epoch":
                 m = event.metrics
-                parts = [f"epoch {event.epoch}", f"loss {m.get('train_total', float('nan')):.4f}"]
+                parts = [f"epoch {event.epoch}"]
+                if "train_total" in m:
+                    parts.append(f"loss {m['train_total']:.4f}")
                 if "psnr" in m:
                     parts.append(f"val PSNR {m['psnr']:.2f} dB (bicubic {m['psnr_bicubic']:.2f})")
                 if "accuracy_image" in m:

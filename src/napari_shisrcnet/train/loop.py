@@ -375,8 +375,10 @@ class Trainer:
             epoch = self.counters["epoch"]
             started = time.perf_counter()
             row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
-            row.update(self._run_epoch(epoch))
-            self.scheduler.step()
+            trained = self._run_epoch(epoch)
+            row.update(trained)
+            if trained:  # (nothing trained with --max-steps 0: no optimiser step to follow)
+                self.scheduler.step()
             row.update(self._validate())
             row["val_score"] = selection_score(row, config.stage)
             row["seconds"] = round(time.perf_counter() - started, 2)
