@@ -189,3 +189,17 @@ def test_a_pending_device_result_waits_for_its_copy_and_retries_non_finite():
     np.testing.assert_array_equal(retried.result(), np.zeros(2))
     assert retried.result() is retried.result()  # resolved once, then remembered
     assert Event.waited == 2
+
+
+def test_compiled_batch_padding_is_kept_per_module_and_tile_shape():
+    model = TileModel(Doubler(max_batch=99), "cpu")
+    model.compiled = True  # only the padding rule is under test here (no compile cost)
+    sr, classifier = object(), object()
+    tiles = np.zeros((8, 4, 4, 3), np.uint8)
+    assert len(model._fixed_batch(tiles[:3], sr)) == 3  # a short first batch ...
+    assert len(model._fixed_batch(tiles, sr)) == 8  # ... does not cap later ones
+    assert len(model._fixed_batch(tiles[:3], sr)) == 8  # short ones now reuse the 8-graph
+    assert len(model._fixed_batch(tiles[:2], classifier)) == 2  # another module: its own size
+    assert len(model._fixed_batch(np.zeros((2, 6, 6, 3), np.uint8), sr)) == 2  # another shape
+    model.max_batch = 4  # after an out-of-memory split
+    assert len(model._fixed_batch(tiles[:3], sr)) == 4

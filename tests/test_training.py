@@ -226,9 +226,13 @@ def test_a_joint_model_starts_from_separately_trained_modules(tmp_path, breakhis
         config = TrainConfig(epochs=1, stage=stage, max_steps=1, **TINY)
         Trainer(breakhis_tree, tmp_path / stage, config).run()
     modules = [str(tmp_path / stage / "last.safetensors") for stage in ("sr", "classifier")]
-    joint = TrainConfig(stage="joint", init_checkpoints=modules, max_steps=0, **TINY)
-    metrics = Trainer(breakhis_tree, tmp_path / "joint", joint).run()  # validate, save, stop
-    assert "accuracy_image" in metrics and "train_total" not in metrics
+    # From the command line, DATA_ROOT last: --init is repeated, it swallows nothing.
+    command = ["train", "--init", modules[0], "--init", modules[1], "--max-steps", "0"]
+    command += ["--out", str(tmp_path / "joint"), *TINY_CLI, str(breakhis_tree)]
+    assert main(command) == 0  # validates the composed model, saves it, stops
+    history = json.loads((tmp_path / "joint" / "metrics.json").read_text())
+    assert len(history) == 1 and "accuracy_image" in history[0]
+    assert "train_total" not in history[0]
     model, info = load_checkpoint(tmp_path / "joint" / "best.safetensors")
     assert info.provenance["train_config"]["init_checkpoints"] == modules
     sr, _ = load_checkpoint(modules[0])
@@ -274,3 +278,10 @@ def test_moving_average_warms_up_instead_of_remembering_the_start():
     counters = [torch.tensor(5)]
     average(counters, [torch.tensor(9)], torch.tensor(3))
     assert counters[0].item() == 9
+
+
+def test_resuming_with_another_ema_setting_is_a_clear_error(tmp_path, breakhis_tree):
+    Trainer(breakhis_tree, tmp_path, TrainConfig(epochs=1, max_steps=1, **TINY)).run()
+    with_ema = TrainConfig(epochs=2, ema_decay=0.9, **TINY)
+    with pytest.raises(ValueError, match="trained without --ema-decay; resume it the same way"):
+        Trainer(breakhis_tree, tmp_path, with_ema).run(resume=True)

@@ -94,11 +94,17 @@ class TileModel:
         self.sr_module = getattr(self.model, "sr_module", self.model)
         self.classify_module = self.model
         self.compiled = compile or cuda_graphs
+        self._eager: dict[int, nn.Module] = {}  # compiled module -> the module itself
+        self._fixed_sizes: dict[tuple, int] = {}  # (module, tile shape) -> padded batch size
         if self.compiled:
-            # One graph per module: fixed shapes (see _fixed_batch), no dynamic dims.
+            # Fixed shapes (see _fixed_batch), no dynamic dims: one graph per tile shape.
             mode = "reduce-overhead" if cuda_graphs and self.device.type == "cuda" else None
             self.sr_module = torch.compile(self.sr_module, dynamic=False, mode=mode)
             self.classify_module = torch.compile(self.model, dynamic=False, mode=mode)
+            self._eager = {
+                id(self.sr_module): self.sr_module._orig_mod,
+                id(self.classify_module): self.model,
+            }
         self.autocast_dtype = _autocast_dtype(self.device) if autocast else None
         self.max_batch: int | None = None
         self._copy_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
@@ -135,11 +141,19 @@ class TileModel:
         with torch.inference_mode(), context:
             return module(batch)
 
-    def _fixed_batch(self, tiles: np.ndarray) -> np.ndarray:
-        """A compiled model sees one batch size: pad a short batch with its last tile."""
+    def _fixed_batch(self, tiles: np.ndarray, module: nn.Module) -> np.ndarray:
+        """A compiled model sees few batch sizes: pad a short batch with its last tile.
+
+        Batches are padded to the largest size seen for this module and tile shape (capped
+        by ``max_batch`` after an out-of-memory split), so a run's short last batch reuses
+        the graph of its full batches.
+        """
         if not self.compiled:
             return tiles
-        size = self.max_batch = self.max_batch or len(tiles)
+        key = (id(module), tiles.shape[1:])
+        size = max(self._fixed_sizes.get(key, 0), len(tiles))
+        size = min(size, self.max_batch or size)
+        self._fixed_sizes[key] = size
         if len(tiles) >= size:
             return tiles
         return np.concatenate([tiles, np.repeat(tiles[-1:], size - len(tiles), axis=0)])
@@ -157,15 +171,19 @@ class TileModel:
                 for i in range(0, len(tiles), limit)
             ]
             return _Joined(parts)
+        original = tiles
         try:
-            count, tiles = len(tiles), self._fixed_batch(tiles)
+            count, tiles = len(tiles), self._fixed_batch(tiles, module)
             batch = self._to_device(tiles)
             result = select(self._forward(module, batch, self.autocast_dtype)).float()
             finite = torch.isfinite(result).all() if self.autocast_dtype else None
 
             def in_fp32() -> np.ndarray:
-                output = select(self._forward(module, batch, None)).float()
-                return finish(output)[:count].cpu().numpy()
+                # Rare; may run on the writer thread: eager (no recompile, no graph pool),
+                # re-uploaded from the host copy, in halves if memory is short.
+                return self._eager_fp32(
+                    original, self._eager.get(id(module), module), select, finish
+                )
 
             output = finish(result)[:count]
             if self.device.type != "cuda":
@@ -181,7 +199,24 @@ class TileModel:
             log.warning("out of device memory; batch size reduced to %d", self.max_batch)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            return self._start(tiles[:count], module, select, finish)
+            return self._start(original, module, select, finish)
+
+    def _eager_fp32(self, tiles: np.ndarray, module: nn.Module, select, finish) -> np.ndarray:
+        try:
+            output = select(self._forward(module, self._to_device(tiles), None)).float()
+            return finish(output).cpu().numpy()
+        except torch.OutOfMemoryError:
+            if len(tiles) == 1:
+                raise
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            half = len(tiles) // 2
+            return np.concatenate(
+                [
+                    self._eager_fp32(part, module, select, finish)
+                    for part in (tiles[:half], tiles[half:])
+                ]
+            )
 
     def _copy_back(self, output: torch.Tensor, finite, in_fp32) -> PendingResult:
         """Start the device-to-host copy into pinned memory; do not wait for it."""
@@ -190,7 +225,7 @@ class TileModel:
         if finite is not None:
             finite_host = torch.empty((), dtype=torch.bool, pin_memory=True)
             finite = finite_host.copy_(finite, non_blocking=True)
-        event = torch.cuda.Event()
+        event = torch.cuda.Event(blocking=True)  # the writer sleeps instead of spinning
         event.record(torch.cuda.current_stream(self.device))
         return PendingResult(event=event, host=host, finite=finite, retry=in_fp32)
 

@@ -40,8 +40,8 @@ _TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
         "init_checkpoints",
         str,
         "start from these weights (fine-tuning): a checkpoint of the same architecture or "
-        "'default'; for a joint model also an SR-only and/or a classifier-only checkpoint, "
-        "which initialise its two modules",
+        "'default'; for a joint model also an SR-only and/or a classifier-only checkpoint "
+        "(repeat --init), which initialise its two modules",
     ),
     "--repeats": ("repeats", int, "random crops per training image per epoch"),
     "--ema-decay": (
@@ -69,9 +69,10 @@ def add_commands(commands) -> None:
     train.add_argument("data_root", type=Path, metavar="DATA_ROOT")
     train.add_argument("--out", type=Path, required=True, metavar="DIR")
     for flag, (name, kind, text) in _TRAIN_OPTIONS.items():
-        default = None if name == "fold" else getattr(defaults, name)  # no --fold: every fold
+        # No --fold: every fold. --init appends to a list of its own.
+        default = None if name in ("fold", "init_checkpoints") else getattr(defaults, name)
         metavar = {int: "N", float: "X"}.get(kind, "VALUE")
-        many = {"nargs": "+", "metavar": "CHECKPOINT"} if name == "init_checkpoints" else {}
+        many = {"action": "append", "metavar": "CHECKPOINT"} if name == "init_checkpoints" else {}
         train.add_argument(
             flag, dest=name, type=kind, default=default, help=text, **{"metavar": metavar, **many}
         )

@@ -233,6 +233,11 @@ class Trainer:
         counters, raw_weights = load_training_state(
             self.out_dir / "last-state.safetensors", self.optimizer, self.scheduler
         )
+        if bool(raw_weights) != (self.ema is not None):
+            raise ValueError(
+                f"{self.out_dir} was trained {'with' if raw_weights else 'without'} "
+                "--ema-decay; resume it the same way"
+            )
         if self.ema is not None:
             self.model.load_state_dict(raw_weights)
             self.ema.n_averaged.fill_(counters["step"])
@@ -375,9 +380,9 @@ class Trainer:
             epoch = self.counters["epoch"]
             started = time.perf_counter()
             row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
-            trained = self._run_epoch(epoch)
-            row.update(trained)
-            if trained:  # (nothing trained with --max-steps 0: no optimiser step to follow)
+            init_only = config.max_steps is not None and self.counters["step"] >= config.max_steps
+            row.update(self._run_epoch(epoch))
+            if not init_only:  # --max-steps 0 trains nothing: no optimiser step to follow
                 self.scheduler.step()
             row.update(self._validate())
             row["val_score"] = selection_score(row, config.stage)
