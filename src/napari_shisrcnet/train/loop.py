@@ -296,8 +296,6 @@ class Trainer:
 
     def _run_epoch(self, epoch: int) -> dict[str, float]:
         config = self.config
-        if config.max_steps is not None and self.counters["step"] >= config.max_steps:
-            return {}  # --max-steps 0: validate and save the initial weights only
         self.train_set.set_epoch(epoch)
         order = self._epoch_order(epoch)
         batch_size = config.batch_size
@@ -380,9 +378,9 @@ class Trainer:
             epoch = self.counters["epoch"]
             started = time.perf_counter()
             row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
-            init_only = config.max_steps is not None and self.counters["step"] >= config.max_steps
-            row.update(self._run_epoch(epoch))
-            if not init_only:  # --max-steps 0 trains nothing: no optimiser step to follow
+            # --max-steps 0 trains nothing: it validates and saves the initial weights.
+            if config.max_steps is None or self.counters["step"] < config.max_steps:
+                row.update(self._run_epoch(epoch))
                 self.scheduler.step()
             row.update(self._validate())
             row["val_score"] = selection_score(row, config.stage)
