@@ -53,3 +53,38 @@ def run_synchronously(generator: Generator) -> Any:
             next(generator)
     except StopIteration as stop:
         return stop.value
+
+
+def report_events(generator, report):
+    """Pass each yielded event to ``report`` (the synchronous path's 'yielded' signal)."""
+    while True:
+        try:
+            event = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        report(event)
+        yield event
+
+
+def start_job(generator: Generator, on_event, on_finished, on_error, synchronous: bool = False):
+    """Run a progress generator in a napari worker and return it (the GUI stays live).
+
+    ``synchronous`` runs it to the end in this thread instead (tests, scripts) and returns
+    None; the same callbacks are called either way.
+    """
+    if synchronous:
+        try:
+            result = run_synchronously(report_events(generator, on_event))
+        except Exception as error:
+            on_error(error)
+            return None
+        on_finished(result)
+        return None
+    from napari.qt.threading import create_worker
+
+    worker = create_worker(lambda: (yield from generator))
+    worker.yielded.connect(on_event)
+    worker.returned.connect(on_finished)
+    worker.errored.connect(on_error)
+    worker.start()
+    return worker

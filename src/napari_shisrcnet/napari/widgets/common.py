@@ -20,13 +20,12 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
 from ...engine.runner import CancelToken, ProgressEvent
 from ...engine.tiling import Region
 from ...io.slides import slide_from_arrays
-from ..workers import CANCELLED, progress_generator, run_synchronously
+from ..workers import CANCELLED, progress_generator, start_job
 
 EXTENTS = ("field of view", "drawn rectangle", "whole level")
 CHECKPOINT_CHOICE = "checkpoint file…"
@@ -220,19 +219,13 @@ class JobWidget(Container):
         generator = progress_generator(lambda progress: job(progress, token))
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.status.value = "running…"
-        if self.synchronous:
-            try:
-                result = run_synchronously(report_events(generator, self._on_progress))
-            except Exception as error:
-                self._on_error(error)
-                return
-            self._on_finished(result, on_done)
-            return
-        self.worker = create_worker(lambda: (yield from generator))
-        self.worker.yielded.connect(self._on_progress)
-        self.worker.returned.connect(lambda result: self._on_finished(result, on_done))
-        self.worker.errored.connect(self._on_error)
-        self.worker.start()
+        self.worker = start_job(
+            generator,
+            self._on_progress,
+            lambda result: self._on_finished(result, on_done),
+            self._on_error,
+            self.synchronous,
+        )
 
     def cancel(self, _=None) -> None:
         if self._token is not None:
@@ -286,14 +279,3 @@ class JobWidget(Container):
                 f"the result would be {megapixels:.0f} MP; choose a smaller extent or a higher "
                 "level, or use `shisrcnet predict` (streams to OME-Zarr)"
             )
-
-
-def report_events(generator, report):
-    """Pass each yielded event to ``report`` (the synchronous path's 'yielded' signal)."""
-    while True:
-        try:
-            event = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        report(event)
-        yield event

@@ -22,12 +22,11 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
 from ...train.config import STAGES, TrainConfig
-from ..workers import CANCELLED, progress_generator, run_synchronously
-from .common import CHECKPOINT_CHOICE, LIVE_JOB_WIDGETS, device_choices, report_events
+from ..workers import CANCELLED, progress_generator, start_job
+from .common import CHECKPOINT_CHOICE, LIVE_JOB_WIDGETS, device_choices
 
 
 class LossPlot:
@@ -182,19 +181,9 @@ class TrainWidget(Container):
         self.stop_button.enabled = True
         self.epoch_bar.max = trainer.config.epochs
         self.status.value = "training…"
-        if self.synchronous:
-            try:
-                result = run_synchronously(report_events(generator, self._on_event))
-            except Exception as error:
-                self._on_error(error)
-                return
-            self._on_finished(result)
-            return
-        self.worker = create_worker(lambda: (yield from generator))
-        self.worker.yielded.connect(self._on_event)
-        self.worker.returned.connect(self._on_finished)
-        self.worker.errored.connect(self._on_error)
-        self.worker.start()
+        self.worker = start_job(
+            generator, self._on_event, self._on_finished, self._on_error, self.synchronous
+        )
 
     def stop(self, _=None) -> None:
         if self._token is not None:
