@@ -169,6 +169,9 @@ def test_compiled_model_pads_short_batches_so_one_graph_serves_the_run():
     assert short.shape == (3, 48, 48, 3)
     np.testing.assert_array_equal(short, eager[:3])
     assert counters["stats"]["unique_graphs"] == 1  # the short batch did not recompile
+    from napari_shisrcnet.engine.inference import _uncompiled
+
+    assert _uncompiled(compiled.sr_module) is network  # what an fp32 retry runs, eagerly
 
 
 def test_a_pending_device_result_waits_for_its_copy_and_retries_non_finite():

@@ -127,7 +127,7 @@ def _add_predict(commands) -> None:
         "--compile",
         action="store_true",
         help="torch.compile the model with fixed tile shapes (faster on a GPU for whole "
-        "slides; the first batch takes about a minute)",
+        "slides; compiling delays the first batch)",
     )
     predict.add_argument(
         "--cuda-graphs",

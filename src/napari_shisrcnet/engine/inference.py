@@ -49,6 +49,11 @@ def _autocast_dtype(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def _uncompiled(module: nn.Module) -> nn.Module:
+    """The module a ``torch.compile`` wrapper runs (or the module itself)."""
+    return getattr(module, "_orig_mod", module)
+
+
 class PendingResult:
     """A batch result that may still be on its way from the device."""
 
@@ -94,17 +99,12 @@ class TileModel:
         self.sr_module = getattr(self.model, "sr_module", self.model)
         self.classify_module = self.model
         self.compiled = compile or cuda_graphs
-        self._eager: dict[int, nn.Module] = {}  # compiled module -> the module itself
         self._fixed_sizes: dict[tuple, int] = {}  # (module, tile shape) -> padded batch size
         if self.compiled:
             # Fixed shapes (see _fixed_batch), no dynamic dims: one graph per tile shape.
             mode = "reduce-overhead" if cuda_graphs and self.device.type == "cuda" else None
             self.sr_module = torch.compile(self.sr_module, dynamic=False, mode=mode)
             self.classify_module = torch.compile(self.model, dynamic=False, mode=mode)
-            self._eager = {
-                id(self.sr_module): self.sr_module._orig_mod,
-                id(self.classify_module): self.model,
-            }
         self.autocast_dtype = _autocast_dtype(self.device) if autocast else None
         self.max_batch: int | None = None
         self._copy_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
@@ -181,9 +181,7 @@ class TileModel:
             def in_fp32() -> np.ndarray:
                 # Rare; may run on the writer thread: eager (no recompile, no graph pool),
                 # re-uploaded from the host copy, in halves if memory is short.
-                return self._eager_fp32(
-                    original, self._eager.get(id(module), module), select, finish
-                )
+                return self._eager_fp32(original, _uncompiled(module), select, finish)
 
             output = finish(result)[:count]
             if self.device.type != "cuda":

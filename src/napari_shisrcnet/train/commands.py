@@ -69,13 +69,12 @@ def add_commands(commands) -> None:
     train.add_argument("data_root", type=Path, metavar="DATA_ROOT")
     train.add_argument("--out", type=Path, required=True, metavar="DIR")
     for flag, (name, kind, text) in _TRAIN_OPTIONS.items():
-        # No --fold: every fold. --init appends to a list of its own.
-        default = None if name in ("fold", "init_checkpoints") else getattr(defaults, name)
+        default = None if name == "fold" else getattr(defaults, name)  # no --fold: every fold
         metavar = {int: "N", float: "X"}.get(kind, "VALUE")
-        many = {"action": "append", "metavar": "CHECKPOINT"} if name == "init_checkpoints" else {}
-        train.add_argument(
-            flag, dest=name, type=kind, default=default, help=text, **{"metavar": metavar, **many}
-        )
+        if name == "init_checkpoints":  # repeatable
+            train.add_argument(flag, dest=name, action="append", metavar="CHECKPOINT", help=text)
+            continue
+        train.add_argument(flag, dest=name, type=kind, default=default, metavar=metavar, help=text)
     train.add_argument("--resume", action="store_true", help="continue from DIR/last*.safetensors")
     train.set_defaults(handler=run_train)
 

@@ -62,9 +62,9 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be between 0 and 1, got {self.ema_decay}")
         if self.repeats < 1:
             raise ValueError(f"repeats must be at least 1, got {self.repeats}")
-        if isinstance(self.init_checkpoints, str):
-            object.__setattr__(self, "init_checkpoints", (self.init_checkpoints,))
-        object.__setattr__(self, "init_checkpoints", tuple(self.init_checkpoints or ()))
+        checkpoints = self.init_checkpoints or ()
+        checkpoints = (checkpoints,) if isinstance(checkpoints, str) else tuple(checkpoints)
+        object.__setattr__(self, "init_checkpoints", checkpoints)
         if isinstance(self.loss, dict):
             object.__setattr__(self, "loss", LossConfig(**self.loss))
 
