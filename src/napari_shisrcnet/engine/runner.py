@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .host_memory import PeriodicTrim
 from .tiling import Tile
 
 
@@ -98,6 +99,7 @@ class _Writer(threading.Thread):
         self.write = write
         self.jobs: queue.Queue = queue.Queue(maxsize=4)  # bounds results held in memory
         self.error: BaseException | None = None
+        self.trim = PeriodicTrim()  # freed tile buffers back to the OS: flat peak RSS
 
     def run(self) -> None:
         while (job := self.jobs.get()) is not None:
@@ -107,6 +109,7 @@ class _Writer(threading.Thread):
                     if hasattr(results, "result"):
                         results = results.result()
                     self.write(batch, results)
+                    self.trim()
                 except BaseException as error:  # re-raised on the calling thread
                     self.error = error
 

@@ -26,6 +26,8 @@ import zarr
 from ome_zarr.format import FormatV04
 from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
 
+from ..engine.host_memory import PeriodicTrim
+
 ATTRIBUTE_KEY = "napari_shisrcnet"
 PYRAMID_MIN_SIDE_PX = 256
 PYRAMID_BLOCK_PX = 1024  # target block width when building a pyramid level
@@ -215,11 +217,14 @@ class ResultStore:
             for x in range(0, target.shape[2], block_x)
         ]
 
+        trim = PeriodicTrim()
+
         def copy(block: tuple[int, int]) -> None:
             y, x = block
             # Whole target chunks per block: no two threads write one zarr chunk.
             pixels = source[:, 2 * y : 2 * (y + chunk_y), 2 * x : 2 * (x + block_x)]
             target[:, y : y + chunk_y, x : x + block_x] = halve(pixels)
+            trim()
 
         with ThreadPoolExecutor(PYRAMID_THREADS) as pool:
             for _ in pool.map(copy, blocks):
