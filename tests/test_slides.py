@@ -125,3 +125,64 @@ def test_five_channels(tmp_path):
 
 def test_folder_that_is_not_a_slide(tmp_path):
     _assert_slide_error(tmp_path, "is a folder, not a slide")
+
+
+def _expected_rgb(yxc: np.ndarray) -> np.ndarray:
+    """The conversion spelled out for one (Y, X, C) array: grey -> RGB, alpha off, to uint8."""
+    rgb = np.repeat(yxc[..., :1], 3, -1) if yxc.shape[-1] < 3 else yxc[..., :3]
+    if rgb.dtype == np.uint16:
+        return (rgb // 257).astype(np.uint8)
+    if rgb.dtype.kind == "f":
+        return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return rgb
+
+
+@pytest.mark.parametrize(
+    ("axes", "shape", "dtype"),
+    [
+        ("YXS", (37, 45, 4), np.uint8),
+        ("CYX", (3, 37, 45), np.uint16),
+        ("SYX", (2, 37, 45), np.uint8),
+        ("YX", (37, 45), np.float32),
+        ("TCZYX", (1, 3, 1, 37, 45), np.uint16),
+    ],
+)
+def test_rgb_level_windows_match_the_dask_level(axes, shape, dtype):
+    from napari_shisrcnet.io.rgb_level import RGBLevel
+
+    rng = np.random.default_rng(0)
+    stored = (rng.random(shape) * (1.2 if dtype == np.float32 else np.iinfo(dtype).max)).astype(
+        dtype
+    )
+    level = RGBLevel(zarr.array(stored, chunks=tuple(min(s, 16) for s in shape)), axes, "x.tif")
+    yxc = np.moveaxis(stored.squeeze(), 0, -1) if axes[0] in "CST" else stored
+    expected = _expected_rgb(yxc if yxc.ndim == 3 else yxc[..., None])
+    window = level[5:30, 7:41]
+    assert window.shape == (25, 34, 3) and window.dtype == np.uint8
+    np.testing.assert_array_equal(window, expected[5:30, 7:41])
+    np.testing.assert_array_equal(level.as_dask(16).compute(), expected)
+    assert level.as_dask(16).chunksize == (16, 16, 3)  # the stored chunks
+
+
+def test_overlapping_windows_decode_each_file_tile_once(pyramid_tiff, monkeypatch):
+    from tifffile.zarr import ZarrTiffStore
+
+    from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
+
+    fetched = []
+    original_get = ZarrTiffStore.get
+
+    async def counted_get(self, key, *args, **kwargs):
+        fetched.append(key)
+        return await original_get(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(ZarrTiffStore, "get", counted_get)
+    with open_slide(pyramid_tiff) as slide:  # level 0: 1200 x 1600 px in 256 px file tiles
+        tiles = TileGrid(Region(0, 0, 1200, 1600), tile_px=128, halo_px=32).tiles()
+        windows = [read_window(slide.tile_sources[0], tile.window) for tile in tiles]
+        reference = slide.levels[0].compute()
+    chunk_reads = [key for key in fetched if key.startswith("0/") and key[2] != "."]
+    assert len(windows) == 130  # every 192 px window overlaps up to 4 file tiles...
+    assert len(chunk_reads) == len(set(chunk_reads)) == 5 * 7  # ...each decoded once
+    tile = tiles[17]
+    np.testing.assert_array_equal(windows[17], read_window(reference, tile.window))

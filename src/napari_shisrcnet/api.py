@@ -130,7 +130,7 @@ def super_resolve(
     scale = tile_model.scale
     output = np.zeros((region.height * scale, region.width * scale, 3), np.uint8)
     super_resolve_region(
-        slide.levels[level],
+        slide.tile_sources[level],
         region,
         tile_model,
         array_core_writer(output, region, scale),
@@ -176,7 +176,7 @@ def classify_tiles(
     region = _checked_level_and_region(slide, level, region)
     _require_classifier(tile_model)
     return classify_region(
-        slide.levels,
+        slide.tile_sources,
         level,
         region,
         tile_model,
@@ -266,7 +266,7 @@ def _write_sr(job: _SlideJob) -> float:
         level0[:, y0 : y0 + core.shape[0], x0 : x0 + core.shape[1]] = core.transpose(2, 0, 1)
 
     super_resolve_region(
-        job.slide.levels[job.level],
+        job.slide.tile_sources[job.level],
         region,
         job.tile_model,
         write_core,
@@ -321,7 +321,7 @@ def _classify(job: _SlideJob) -> TileClassification:
         store.save_classified_batch(batch.index, positions, outputs)
 
     return classify_region(
-        job.slide.levels,
+        job.slide.tile_sources,
         job.level,
         job.region,
         tile_model,

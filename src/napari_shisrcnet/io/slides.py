@@ -19,10 +19,14 @@ import numpy as np
 import tifffile
 import zarr
 
+from .rgb_level import RGBLevel, SlideError
+
 TIFF_SUFFIXES = (".svs", ".ndpi", ".tif", ".tiff", ".scn", ".bif")
 PLAIN_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SUPPORTED = ("svs", "ndpi", "tif/tiff", "ome.tif", "ome.zarr", "png", "jpg")
 PLAIN_IMAGE_CHUNK_PX = 512
+#: Decoded file tiles kept per open TIFF slide (least recently used dropped first).
+DECODED_TILE_CACHE_BYTES = 128 * 2**20
 _LENGTH_UNIT_TO_UM = {
     "micrometer": 1.0,
     "µm": 1.0,
@@ -36,10 +40,6 @@ _LENGTH_UNIT_TO_UM = {
     "meter": 1e6,
     "m": 1e6,
 }
-
-
-class SlideError(ValueError):
-    """A file that cannot be opened as a slide; the message names the file and the problem."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,13 @@ class Slide:
     levels: list[da.Array]
     metadata: SlideMetadata
     _store: object = None
+    pixels: list[RGBLevel] | None = None  # the levels' pixels, read without a dask graph
+
+    @property
+    def tile_sources(self) -> list:
+        """What the engine reads tiles from, per level: the :class:`RGBLevel` objects where
+        the slide has them (no dask graph per tile), else the dask levels."""
+        return self.pixels or self.levels
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -79,46 +86,6 @@ class Slide:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _to_rgb_uint8(array: da.Array, axes: str, path: Path) -> da.Array:
-    """Reorder to YX(C), drop alpha, expand grey, scale 16-bit/float to uint8 (all lazy)."""
-    for axis in [a for a in axes if a not in "YXSC"]:
-        if array.shape[axes.index(axis)] != 1:
-            raise SlideError(
-                f"{path}: has {array.shape[axes.index(axis)]} image planes (axes '{axes}'); "
-                "expected one RGB, RGBA or grayscale image"
-            )
-        array = array[tuple(0 if a == axis else slice(None) for a in axes)]
-        axes = axes.replace(axis, "")
-    if axes in ("SYX", "CYX"):
-        array, axes = array.transpose(1, 2, 0), "YXS"
-    if axes == "YX":
-        array = da.stack([array] * 3, axis=-1)
-    elif axes in ("YXS", "YXC"):
-        channels = array.shape[-1]
-        if channels in (1, 2):  # grey (+ alpha)
-            array = da.concatenate([array[..., :1]] * 3, axis=-1)
-        elif channels in (3, 4):
-            array = array[..., :3]
-        else:
-            raise SlideError(f"{path}: has {channels} channels; expected RGB, RGBA or grayscale")
-    else:
-        raise SlideError(f"{path}: unsupported axes '{axes}'; expected YX, YXS or CYX")
-    if min(array.shape[:2]) == 0:
-        raise SlideError(f"{path}: the image is empty")
-    return _as_uint8(array, path)
-
-
-def _as_uint8(array: da.Array, path: Path) -> da.Array:
-    dtype = array.dtype
-    if dtype == np.uint8:
-        return array
-    if dtype == np.uint16:
-        return (array // 257).astype(np.uint8)  # full 16-bit range onto 0..255
-    if np.issubdtype(dtype, np.floating):
-        return (da.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    raise SlideError(f"{path}: pixel type {dtype} is not supported (use 8/16-bit or float)")
 
 
 def _aperio_metadata(description: str) -> tuple[float | None, float | None]:
@@ -167,6 +134,19 @@ def _tiff_physical(tif: tifffile.TiffFile) -> tuple[str, float | None, float | N
     return "tiff", _tiff_resolution_mpp(page), None
 
 
+def _with_decoded_chunk_cache(store):
+    """tifffile's zarr store hands out *decoded* file tiles; keeping its recent answers
+    means a file tile that several overlapping windows touch is decoded once (a 320 px SR
+    window on 512 px JPEG tiles touches four: 16x the decoding without the cache)."""
+    try:
+        from zarr.experimental.cache_store import CacheStore
+    except ImportError:  # a zarr without this (experimental) store: correct, only slower
+        return store
+    from zarr.storage import MemoryStore
+
+    return CacheStore(store, cache_store=MemoryStore(), max_size=DECODED_TILE_CACHE_BYTES)
+
+
 def _open_tiff(path: Path) -> Slide:
     try:
         tif = tifffile.TiffFile(path)
@@ -175,22 +155,22 @@ def _open_tiff(path: Path) -> Slide:
     try:
         series = tif.series[0]
         file_format, mpp, power = _tiff_physical(tif)
-        store = series.aszarr()
-        node = zarr.open(store, mode="r")
+        node = zarr.open(_with_decoded_chunk_cache(series.aszarr()), mode="r")
         arrays = (
             [node]
             if isinstance(node, zarr.Array)
             else [node[str(i)] for i in range(len(series.levels))]
         )
-        levels = [_to_rgb_uint8(da.from_zarr(a), series.axes, path) for a in arrays]
+        pixels = [RGBLevel(a, series.axes, path) for a in arrays]
     except SlideError:
         tif.close()
         raise
     except Exception as error:
         tif.close()
         raise SlideError(f"{path}: cannot read the image data ({error})") from None
+    levels = [p.as_dask() for p in pixels]
     metadata = _pyramid_metadata(path, file_format, levels, mpp, power)
-    return Slide(levels, metadata, tif)
+    return Slide(levels, metadata, tif, pixels)
 
 
 def _ome_zarr_attributes(group: zarr.Group) -> dict:
@@ -206,14 +186,15 @@ def _open_ome_zarr(path: Path) -> Slide:
         raise SlideError(f"{path}: not an OME-Zarr image ({error})") from None
     axes = "".join(a["name"] if isinstance(a, dict) else a for a in multiscale["axes"]).upper()
     datasets = multiscale["datasets"]
-    levels = [_to_rgb_uint8(da.from_zarr(group[d["path"]]), axes, path) for d in datasets]
+    pixels = [RGBLevel(group[d["path"]], axes, path) for d in datasets]
+    levels = [p.as_dask() for p in pixels]
     mpp = None
     x_axis = [a for a in multiscale["axes"] if isinstance(a, dict) and a["name"] == "x"]
     unit = x_axis[0].get("unit", "micrometer") if x_axis else "micrometer"
     for transform in datasets[0].get("coordinateTransformations", []):
         if transform.get("type") == "scale":
             mpp = float(transform["scale"][axes.index("X")]) * _LENGTH_UNIT_TO_UM.get(unit, 1.0)
-    return Slide(levels, _pyramid_metadata(path, "ome-zarr", levels, mpp, None))
+    return Slide(levels, _pyramid_metadata(path, "ome-zarr", levels, mpp, None), pixels=pixels)
 
 
 def _open_plain_image(path: Path) -> Slide:
@@ -226,13 +207,10 @@ def _open_plain_image(path: Path) -> Slide:
     axes = "YX" if pixels.ndim == 2 else "YXS"
     if pixels.ndim not in (2, 3):
         raise SlideError(f"{path}: has {pixels.ndim} dimensions; expected a 2D image")
-    array = da.from_array(
-        pixels, chunks=(PLAIN_IMAGE_CHUNK_PX, PLAIN_IMAGE_CHUNK_PX, *pixels.shape[2:])
-    )
-    level = _to_rgb_uint8(array, axes, path)
-    return Slide(
-        [level], _pyramid_metadata(path, path.suffix.lstrip(".").lower(), [level], None, None)
-    )
+    rgb = RGBLevel(pixels, axes, path)
+    level = rgb.as_dask(PLAIN_IMAGE_CHUNK_PX)
+    file_format = path.suffix.lstrip(".").lower()
+    return Slide([level], _pyramid_metadata(path, file_format, [level], None, None), pixels=[rgb])
 
 
 def _pyramid_metadata(path, file_format, levels, mpp, power) -> SlideMetadata:

@@ -1,0 +1,75 @@
+"""Tile windows per second the engine's readers deliver from a pyramidal JPEG TIFF; prints JSON.
+
+Compares, on the same synthetic slide in one run: (a) a dask array over tifffile's zarr
+store, a task graph per window and no tile cache (how the engine read before), (b) the
+slide's dask level (same, but over the decoded-tile cache), (c) the slide's RGBLevel read
+directly (what the engine reads now); and decoding the whole level once as a reference.
+Windows: SR (256 px cores + 32 px halo) and classification (192 px, no halo), read
+by the engine's 4 reader threads in the engine's tile order.
+
+    python benchmarks/read_windows.py [--side 4096] [--file-tile-px 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import dask.array as da
+import tifffile
+import zarr
+
+from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
+from napari_shisrcnet.io.slides import open_slide
+from napari_shisrcnet.io.synthetic import write_synthetic_slide
+
+
+def windows_per_s(image, tiles, threads: int) -> float:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in pool.map(lambda tile: read_window(image, tile.window), tiles):
+            pass
+    return len(tiles) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--side", type=int, default=4096, help="slide side in px")
+    parser.add_argument("--file-tile-px", type=int, default=512, help="the TIFF's own tile size")
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "slide.tif"
+        write_synthetic_slide(path, (args.side, args.side), mpp=0.25, tile_px=args.file_tile_px)
+        started = time.perf_counter()
+        tifffile.imread(path)
+        results = {"decode_whole_level_mpps": args.side**2 / 1e6 / (time.perf_counter() - started)}
+        for name, tile_px, halo_px in (("sr", 256, 32), ("classification", 192, 0)):
+            tiles = TileGrid(Region(0, 0, args.side, args.side), tile_px, halo_px).tiles()
+            for method in ("before", "dask_level", "rgb_level"):
+                with open_slide(path) as slide:  # a fresh slide: a cold tile cache
+                    image = {
+                        "before": lambda: da.from_zarr(
+                            zarr.open(tifffile.TiffFile(path).series[0].aszarr(), mode="r")["0"]
+                        ),
+                        "dask_level": lambda: slide.levels[0],
+                        "rgb_level": lambda: slide.tile_sources[0],
+                    }[method]()
+                    rate = windows_per_s(image, tiles, args.threads)
+                results[f"{name}_{method}_windows_per_s"] = round(rate, 1)
+                results[f"{name}_{method}_core_mpps"] = round(rate * tile_px**2 / 1e6, 2)
+            results[f"{name}_rgb_level_vs_before"] = round(
+                results[f"{name}_rgb_level_windows_per_s"]
+                / results[f"{name}_before_windows_per_s"],
+                2,
+            )
+    results.update(vars(args))
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
