@@ -141,6 +141,8 @@ def _expected_rgb(yxc: np.ndarray) -> np.ndarray:
     ("axes", "shape", "dtype"),
     [
         ("YXS", (37, 45, 4), np.uint8),
+        ("YXS", (37, 45, 2), np.uint8),  # grey + alpha
+        ("YXC", (37, 45, 3), np.float64),
         ("CYX", (3, 37, 45), np.uint16),
         ("SYX", (2, 37, 45), np.uint8),
         ("YX", (37, 45), np.float32),
@@ -151,9 +153,9 @@ def test_rgb_level_windows_match_the_dask_level(axes, shape, dtype):
     from napari_shisrcnet.io.rgb_level import RGBLevel
 
     rng = np.random.default_rng(0)
-    stored = (rng.random(shape) * (1.2 if dtype == np.float32 else np.iinfo(dtype).max)).astype(
-        dtype
-    )
+    stored = (
+        rng.random(shape) * (1.2 if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).max)
+    ).astype(dtype)
     level = RGBLevel(zarr.array(stored, chunks=tuple(min(s, 16) for s in shape)), axes, "x.tif")
     yxc = np.moveaxis(stored.squeeze(), 0, -1) if axes[0] in "CST" else stored
     expected = _expected_rgb(yxc if yxc.ndim == 3 else yxc[..., None])
@@ -165,6 +167,7 @@ def test_rgb_level_windows_match_the_dask_level(axes, shape, dtype):
 
 
 def test_overlapping_windows_decode_each_file_tile_once(pyramid_tiff, monkeypatch):
+    pytest.importorskip("zarr.experimental.cache_store")  # without it: correct, only slower
     from tifffile.zarr import ZarrTiffStore
 
     from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
@@ -186,3 +189,16 @@ def test_overlapping_windows_decode_each_file_tile_once(pyramid_tiff, monkeypatc
     assert len(chunk_reads) == len(set(chunk_reads)) == 5 * 7  # ...each decoded once
     tile = tiles[17]
     np.testing.assert_array_equal(windows[17], read_window(reference, tile.window))
+
+
+def test_reopened_files_get_new_dask_names_and_close_empties_the_tile_cache(pyramid_tiff):
+    first = open_slide(pyramid_tiff)
+    first.levels[0][:300, :300].compute()
+    assert first._tile_cache.cache_info()["current_size"] > 0
+    first.close()
+    assert first._tile_cache.cache_info()["current_size"] == 0
+    with open_slide(pyramid_tiff) as second:  # napari caches dask chunks by name
+        assert second.levels[0].name != first.levels[0].name
+        np.testing.assert_array_equal(np.asarray(second.tile_sources[1]), second.levels[1])
+        with pytest.raises(IndexError, match="3 dimensions"):
+            second.tile_sources[0][0:5, 0:5, :, 0:1]

@@ -48,11 +48,10 @@ class PeriodicTrim:
         self._lock = threading.Lock()
 
     def __call__(self) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval_s or not self._lock.acquire(blocking=False):
+        if time.monotonic() - self._last < self.interval_s:
             return
-        try:
-            self._last = now
+        with self._lock:  # re-checked inside: another thread may have just trimmed
+            if time.monotonic() - self._last < self.interval_s:
+                return
             release_free_memory()
-        finally:
-            self._lock.release()
+            self._last = time.monotonic()

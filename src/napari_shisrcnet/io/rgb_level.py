@@ -10,6 +10,7 @@ level that napari and scripts see wraps the same object, so both read the same p
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import dask.array as da
@@ -31,6 +32,9 @@ class RGBLevel:
 
     def __init__(self, source, axes: str, path: Path):
         self.source, self.axes, self.path = source, axes, path
+        # A fresh name per opened level: napari's dask cache must never serve pixels of an
+        # earlier file at the same path (object ids are reused, paths are rewritten).
+        self._token = uuid.uuid4().hex
         for axis in axes:
             if axis not in "YX" + CHANNEL_AXES and source.shape[axes.index(axis)] != 1:
                 raise SlideError(
@@ -56,6 +60,8 @@ class RGBLevel:
 
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
+        if len(key) > 3:
+            raise IndexError(f"RGBLevel has 3 dimensions, got {len(key)} indices")
         rows, columns, channels = (*key, slice(None), slice(None), slice(None))[:3]
         if not all(isinstance(k, slice) for k in (rows, columns, channels)):
             raise TypeError(f"RGBLevel takes slices, got {key!r}")
@@ -71,15 +77,20 @@ class RGBLevel:
         block = np.repeat(block[..., :1], 3, axis=-1) if self.channels < 3 else block[..., :3]
         return _as_uint8(block)[..., channels]
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        pixels = self[:, :]
+        return pixels if dtype is None else pixels.astype(dtype)
+
     def __dask_tokenize__(self):
-        return (type(self).__name__, str(self.path), self.axes, self.shape, id(self.source))
+        return (type(self).__name__, self._token)
 
     def as_dask(self, fallback_chunk_px: int = 512) -> da.Array:
         """The lazy level; its chunks follow the file's own tiles where it has any."""
+        chunks = (*self._chunks_yx(fallback_chunk_px), 3)
         return da.from_array(
             self,
-            chunks=(*self._chunks_yx(fallback_chunk_px), 3),
-            name=f"rgb-level-{tokenize(self)}",
+            chunks=chunks,
+            name=f"rgb-level-{tokenize(self, chunks)}",
             meta=np.empty((0, 0, 0), np.uint8),
             asarray=True,
             fancy=False,

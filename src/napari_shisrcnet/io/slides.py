@@ -66,6 +66,7 @@ class Slide:
     metadata: SlideMetadata
     _store: object = None
     pixels: list[RGBLevel] | None = None  # the levels' pixels, read without a dask graph
+    _tile_cache: object = None  # decoded file tiles (a zarr CacheStore), emptied on close
 
     @property
     def tile_sources(self) -> list:
@@ -80,6 +81,10 @@ class Slide:
     def close(self) -> None:
         if hasattr(self._store, "close"):
             self._store.close()
+        if hasattr(self._tile_cache, "clear_cache"):
+            from zarr.core.sync import sync
+
+            sync(self._tile_cache.clear_cache())
 
     def __enter__(self) -> Slide:
         return self
@@ -138,13 +143,13 @@ def _with_decoded_chunk_cache(store):
     """tifffile's zarr store hands out *decoded* file tiles; keeping its recent answers
     means a file tile that several overlapping windows touch is decoded once (a 320 px SR
     window on 512 px JPEG tiles touches four: 16x the decoding without the cache)."""
-    try:
+    try:  # an experimental zarr store: without it (or if its API moved) reads stay correct
         from zarr.experimental.cache_store import CacheStore
-    except ImportError:  # a zarr without this (experimental) store: correct, only slower
-        return store
-    from zarr.storage import MemoryStore
+        from zarr.storage import MemoryStore
 
-    return CacheStore(store, cache_store=MemoryStore(), max_size=DECODED_TILE_CACHE_BYTES)
+        return CacheStore(store, cache_store=MemoryStore(), max_size=DECODED_TILE_CACHE_BYTES)
+    except Exception:
+        return store
 
 
 def _open_tiff(path: Path) -> Slide:
@@ -155,7 +160,8 @@ def _open_tiff(path: Path) -> Slide:
     try:
         series = tif.series[0]
         file_format, mpp, power = _tiff_physical(tif)
-        node = zarr.open(_with_decoded_chunk_cache(series.aszarr()), mode="r")
+        tile_cache = _with_decoded_chunk_cache(series.aszarr())
+        node = zarr.open(tile_cache, mode="r")
         arrays = (
             [node]
             if isinstance(node, zarr.Array)
@@ -170,7 +176,7 @@ def _open_tiff(path: Path) -> Slide:
         raise SlideError(f"{path}: cannot read the image data ({error})") from None
     levels = [p.as_dask() for p in pixels]
     metadata = _pyramid_metadata(path, file_format, levels, mpp, power)
-    return Slide(levels, metadata, tif, pixels)
+    return Slide(levels, metadata, tif, pixels, tile_cache)
 
 
 def _ome_zarr_attributes(group: zarr.Group) -> dict:
