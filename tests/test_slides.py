@@ -202,3 +202,32 @@ def test_reopened_files_get_new_dask_names_and_close_empties_the_tile_cache(pyra
         np.testing.assert_array_equal(np.asarray(second.tile_sources[1]), second.levels[1])
         with pytest.raises(IndexError, match="3 dimensions"):
             second.tile_sources[0][0:5, 0:5, :, 0:1]
+
+
+def test_band_order_keeps_a_wide_level_inside_a_small_tile_cache(pyramid_tiff, monkeypatch):
+    pytest.importorskip("zarr.experimental.cache_store")
+    from tifffile.zarr import ZarrTiffStore
+
+    from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
+    from napari_shisrcnet.io import slides
+
+    fetched = []
+    original_get = ZarrTiffStore.get
+
+    async def counted_get(self, key, *args, **kwargs):
+        fetched.append(key)
+        return await original_get(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(ZarrTiffStore, "get", counted_get)
+    # Room for 10 of the level's 35 file tiles (256 px): less than the two rows of 7 that
+    # windows in row order need, more than a 512 px band's ~4 columns x 2 rows.
+    monkeypatch.setattr(slides, "DECODED_TILE_CACHE_BYTES", 10 * 256 * 256 * 3)
+    grid = TileGrid(Region(0, 0, 1200, 1600), tile_px=128, halo_px=32)
+    decodes = {}
+    for order, tiles in (("rows", grid.tiles()), ("bands", grid.tiles_in_bands(512))):
+        fetched.clear()
+        with open_slide(pyramid_tiff) as slide:
+            for tile in tiles:
+                read_window(slide.tile_sources[0], tile.window)
+        decodes[order] = sum(key.startswith("0/") and key[2] != "." for key in fetched)
+    assert decodes["bands"] <= 2 * 35 < 3 * 35 <= decodes["rows"]

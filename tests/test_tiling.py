@@ -131,3 +131,12 @@ def test_srmfenet_tiles_stay_within_the_documented_bound():
     image = immunohistochemistry()[200:296, 150:246]
     difference = np.abs(_tiled(model, image, 48, 32).astype(int) - _whole(model, image, 64))
     assert difference.max() <= 1 and (difference > 0).mean() < 0.01
+
+
+def test_band_order_is_the_same_tiles_band_by_band_row_by_row():
+    grid = TileGrid(Region(0, 0, 50, 70), tile_px=10)  # 5 rows x 7 columns
+    banded = grid.tiles_in_bands(band_px=30)  # bands of 3 columns: 0-2, 3-5, 6
+    assert sorted(t.index for t in banded) == list(range(35))
+    assert [(t.row, t.column) for t in banded[:4]] == [(0, 0), (0, 1), (0, 2), (1, 0)]
+    assert [(t.row, t.column) for t in banded[15:17]] == [(0, 3), (0, 4)]
+    assert [(t.row, t.column) for t in banded[-2:]] == [(3, 6), (4, 6)]

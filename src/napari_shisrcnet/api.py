@@ -28,7 +28,7 @@ from .engine.super_resolution import (
     default_batch_size,
     super_resolve_region,
 )
-from .engine.tiling import Region, Tile, TileGrid
+from .engine.tiling import READ_BAND_PX, Region, Tile, TileGrid
 from .engine.tissue import MIN_TISSUE_FRACTION
 from .io.ome_zarr import ResultStore
 from .io.slides import Slide, SlideError, open_slide, slide_from_arrays
@@ -217,6 +217,7 @@ def _signature(slide: Slide, level, region, tile_model, sr, classify, tile_px, h
         "halo_px": halo_px if sr else None,
         "classification_tile_px": cls_px if classify else None,
         "package_version": __version__,
+        "tile_order": f"bands-{READ_BAND_PX}",  # batches are slices of this order (resume)
     }
 
 

@@ -75,7 +75,7 @@ def classify_region(
     """
     grid = TileGrid(region, tile_px, halo_px=0)
     fractions = tissue_fractions(levels, level, grid)
-    tiles = [t for t in grid.tiles() if fractions[t.row, t.column] >= min_tissue_fraction]
+    tiles = [t for t in grid.tiles_in_bands() if fractions[t.row, t.column] >= min_tissue_fraction]
     if probabilities is None:
         probabilities = np.full((*grid.shape, len(class_names)), np.nan, np.float32)
     image = levels[level]

@@ -64,7 +64,7 @@ def super_resolve_region(
     ``skip_batches`` (finished by an earlier run), or outside ``shard``, are not computed.
     """
     grid = TileGrid(region, tile_px, halo_px)
-    tiles = grid.tiles()
+    tiles = grid.tiles_in_bands()  # cache-friendly reading order
     batch_size = batch_size or default_batch_size(tile_model, grid.window_shape)
     batches = pending_batches(make_batches(tiles, batch_size), skip_batches, shard)
     scale = tile_model.scale

@@ -13,6 +13,11 @@ from itertools import product
 
 import numpy as np
 
+#: The engine reads tiles in vertical bands about this wide (level px), row by row within a
+#: band, so the file tiles under a band's last rows are still in the slide's decoded-tile
+#: cache when the next row needs them, however wide the level (io/slides.py).
+READ_BAND_PX = 4096
+
 
 @dataclass(frozen=True)
 class Region:
@@ -102,6 +107,11 @@ class TileGrid:
             Tile(i * len(columns) + j, i, j, (r[0], r[1], c[0], c[1]), (r[2], r[3], c[2], c[3]))
             for (i, r), (j, c) in product(enumerate(rows), enumerate(columns))
         ]
+
+    def tiles_in_bands(self, band_px: int = READ_BAND_PX) -> list[Tile]:
+        """:meth:`tiles` in reading order: bands of ~``band_px`` columns, rows inside each."""
+        band_columns = max(1, band_px // self.tile_px)
+        return sorted(self.tiles(), key=lambda t: (t.column // band_columns, t.row, t.column))
 
 
 def read_window(image, window: tuple[int, int, int, int]) -> np.ndarray:
