@@ -166,11 +166,11 @@ def test_rgb_level_windows_match_the_dask_level(axes, shape, dtype):
     assert level.as_dask(16).chunksize == (16, 16, 3)  # the stored chunks
 
 
-def test_overlapping_windows_decode_each_file_tile_once(pyramid_tiff, monkeypatch):
+@pytest.fixture
+def store_reads(monkeypatch) -> list[str]:
+    """Keys the TIFF zarr store is asked for, i.e. file tiles decoded (plus metadata)."""
     pytest.importorskip("zarr.experimental.cache_store")  # without it: correct, only slower
     from tifffile.zarr import ZarrTiffStore
-
-    from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
 
     fetched = []
     original_get = ZarrTiffStore.get
@@ -180,11 +180,17 @@ def test_overlapping_windows_decode_each_file_tile_once(pyramid_tiff, monkeypatc
         return await original_get(self, key, *args, **kwargs)
 
     monkeypatch.setattr(ZarrTiffStore, "get", counted_get)
+    return fetched
+
+
+def test_overlapping_windows_decode_each_file_tile_once(pyramid_tiff, store_reads):
+    from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
+
     with open_slide(pyramid_tiff) as slide:  # level 0: 1200 x 1600 px in 256 px file tiles
         tiles = TileGrid(Region(0, 0, 1200, 1600), tile_px=128, halo_px=32).tiles()
         windows = [read_window(slide.tile_sources[0], tile.window) for tile in tiles]
         reference = slide.levels[0].compute()
-    chunk_reads = [key for key in fetched if key.startswith("0/") and key[2] != "."]
+    chunk_reads = [key for key in store_reads if key.startswith("0/") and key[2] != "."]
     assert len(windows) == 130  # every 192 px window overlaps up to 4 file tiles...
     assert len(chunk_reads) == len(set(chunk_reads)) == 5 * 7  # ...each decoded once
     tile = tiles[17]
@@ -204,30 +210,21 @@ def test_reopened_files_get_new_dask_names_and_close_empties_the_tile_cache(pyra
             second.tile_sources[0][0:5, 0:5, :, 0:1]
 
 
-def test_band_order_keeps_a_wide_level_inside_a_small_tile_cache(pyramid_tiff, monkeypatch):
-    pytest.importorskip("zarr.experimental.cache_store")
-    from tifffile.zarr import ZarrTiffStore
-
+def test_band_order_keeps_a_wide_level_inside_a_small_tile_cache(
+    pyramid_tiff, store_reads, monkeypatch
+):
     from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
     from napari_shisrcnet.io import slides
 
-    fetched = []
-    original_get = ZarrTiffStore.get
-
-    async def counted_get(self, key, *args, **kwargs):
-        fetched.append(key)
-        return await original_get(self, key, *args, **kwargs)
-
-    monkeypatch.setattr(ZarrTiffStore, "get", counted_get)
     # Room for 10 of the level's 35 file tiles (256 px): less than the two rows of 7 that
     # windows in row order need, more than a 512 px band's ~4 columns x 2 rows.
     monkeypatch.setattr(slides, "DECODED_TILE_CACHE_BYTES", 10 * 256 * 256 * 3)
     grid = TileGrid(Region(0, 0, 1200, 1600), tile_px=128, halo_px=32)
     decodes = {}
     for order, tiles in (("rows", grid.tiles()), ("bands", grid.tiles_in_bands(512))):
-        fetched.clear()
+        store_reads.clear()
         with open_slide(pyramid_tiff) as slide:
             for tile in tiles:
                 read_window(slide.tile_sources[0], tile.window)
-        decodes[order] = sum(key.startswith("0/") and key[2] != "." for key in fetched)
+        decodes[order] = sum(key.startswith("0/") and key[2] != "." for key in store_reads)
     assert decodes["bands"] <= 2 * 35 < 3 * 35 <= decodes["rows"]
