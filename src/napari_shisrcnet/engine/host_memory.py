@@ -14,16 +14,14 @@ a no-op.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import threading
 import time
 
 
 def _load_malloc_trim():
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):  # no libc to load, or not glibc
+    try:  # the symbols already loaded into this process (libc among them on Linux)
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, TypeError, AttributeError):  # Windows, or a libc that is not glibc
         return None
 
 
