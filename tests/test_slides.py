@@ -214,11 +214,11 @@ def test_band_order_keeps_a_wide_level_inside_a_small_tile_cache(
     pyramid_tiff, store_reads, monkeypatch
 ):
     from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
-    from napari_shisrcnet.io import slides
+    from napari_shisrcnet.io import tile_cache
 
     # Room for 10 of the level's 35 file tiles (256 px): less than the two rows of 7 that
     # windows in row order need, more than a 512 px band's ~4 columns x 2 rows.
-    monkeypatch.setattr(slides, "DECODED_TILE_CACHE_BYTES", 10 * 256 * 256 * 3)
+    monkeypatch.setattr(tile_cache, "DECODED_TILE_CACHE_BYTES", 10 * 256 * 256 * 3)
     grid = TileGrid(Region(0, 0, 1200, 1600), tile_px=128, halo_px=32)
     decodes = {}
     for order, tiles in (("rows", grid.tiles()), ("bands", grid.tiles_in_bands(512))):
@@ -228,3 +228,25 @@ def test_band_order_keeps_a_wide_level_inside_a_small_tile_cache(
                 read_window(slide.tile_sources[0], tile.window)
         decodes[order] = sum(key.startswith("0/") and key[2] != "." for key in store_reads)
     assert decodes["bands"] <= 2 * 35 < 3 * 35 <= decodes["rows"]
+
+
+def test_threads_missing_one_file_tile_at_once_share_its_decode(
+    pyramid_tiff, store_reads, monkeypatch
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
+
+    # As on a many-core machine: tifffile decodes in worker threads, so misses overlap.
+    aszarr = tifffile.TiffPageSeries.aszarr
+    monkeypatch.setattr(
+        tifffile.TiffPageSeries, "aszarr", lambda self, **kw: aszarr(self, maxworkers=4, **kw)
+    )
+    tiles = TileGrid(Region(0, 0, 1200, 1600), tile_px=128, halo_px=32).tiles()
+    with open_slide(pyramid_tiff) as slide, ThreadPoolExecutor(4) as readers:
+        windows = list(readers.map(lambda t: read_window(slide.tile_sources[0], t.window), tiles))
+        reference = slide.levels[0].compute()
+    chunk_reads = [key for key in store_reads if key.startswith("0/") and key[2] != "."]
+    assert len(chunk_reads) == len(set(chunk_reads)) == 5 * 7
+    for index in (0, 64, 129):
+        np.testing.assert_array_equal(windows[index], read_window(reference, tiles[index].window))

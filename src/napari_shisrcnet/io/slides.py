@@ -20,13 +20,12 @@ import tifffile
 import zarr
 
 from .rgb_level import RGBLevel, SlideError
+from .tile_cache import with_decoded_tile_cache
 
 TIFF_SUFFIXES = (".svs", ".ndpi", ".tif", ".tiff", ".scn", ".bif")
 PLAIN_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SUPPORTED = ("svs", "ndpi", "tif/tiff", "ome.tif", "ome.zarr", "png", "jpg")
 PLAIN_IMAGE_CHUNK_PX = 512
-#: Decoded file tiles kept per open TIFF slide (least recently used dropped first).
-DECODED_TILE_CACHE_BYTES = 128 * 2**20
 _LENGTH_UNIT_TO_UM = {
     "micrometer": 1.0,
     "µm": 1.0,
@@ -139,19 +138,6 @@ def _tiff_physical(tif: tifffile.TiffFile) -> tuple[str, float | None, float | N
     return "tiff", _tiff_resolution_mpp(page), None
 
 
-def _with_decoded_chunk_cache(store):
-    """tifffile's zarr store hands out *decoded* file tiles; keeping its recent answers
-    means a file tile that several overlapping windows touch is decoded once (a 320 px SR
-    window on 512 px JPEG tiles touches four: 16x the decoding without the cache)."""
-    try:  # an experimental zarr store: without it (or if its API moved) reads stay correct
-        from zarr.experimental.cache_store import CacheStore
-        from zarr.storage import MemoryStore
-
-        return CacheStore(store, cache_store=MemoryStore(), max_size=DECODED_TILE_CACHE_BYTES)
-    except Exception:
-        return store
-
-
 def _open_tiff(path: Path) -> Slide:
     try:
         tif = tifffile.TiffFile(path)
@@ -160,7 +146,7 @@ def _open_tiff(path: Path) -> Slide:
     try:
         series = tif.series[0]
         file_format, mpp, power = _tiff_physical(tif)
-        tile_cache = _with_decoded_chunk_cache(series.aszarr())
+        tile_cache = with_decoded_tile_cache(series.aszarr())
         node = zarr.open(tile_cache, mode="r")
         arrays = (
             [node]
