@@ -1,9 +1,14 @@
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import tifffile
 import zarr
 
 from conftest import CMU_SVS, needs_cmu_svs
+from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
+from napari_shisrcnet.io import tile_cache
+from napari_shisrcnet.io.rgb_level import RGBLevel
 from napari_shisrcnet.io.slides import SlideError, open_slide
 
 
@@ -150,8 +155,6 @@ def _expected_rgb(yxc: np.ndarray) -> np.ndarray:
     ],
 )
 def test_rgb_level_windows_match_the_dask_level(axes, shape, dtype):
-    from napari_shisrcnet.io.rgb_level import RGBLevel
-
     rng = np.random.default_rng(0)
     stored = (
         rng.random(shape) * (1.2 if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).max)
@@ -184,8 +187,6 @@ def store_reads(monkeypatch) -> list[str]:
 
 
 def test_overlapping_windows_decode_each_file_tile_once(pyramid_tiff, store_reads):
-    from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
-
     with open_slide(pyramid_tiff) as slide:  # level 0: 1200 x 1600 px in 256 px file tiles
         tiles = TileGrid(Region(0, 0, 1200, 1600), tile_px=128, halo_px=32).tiles()
         windows = [read_window(slide.tile_sources[0], tile.window) for tile in tiles]
@@ -213,9 +214,6 @@ def test_reopened_files_get_new_dask_names_and_close_empties_the_tile_cache(pyra
 def test_band_order_keeps_a_wide_level_inside_a_small_tile_cache(
     pyramid_tiff, store_reads, monkeypatch
 ):
-    from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
-    from napari_shisrcnet.io import tile_cache
-
     # Room for 10 of the level's 35 file tiles (256 px): less than the two rows of 7 that
     # windows in row order need, more than a 512 px band's ~4 columns x 2 rows.
     monkeypatch.setattr(tile_cache, "DECODED_TILE_CACHE_BYTES", 10 * 256 * 256 * 3)
@@ -233,10 +231,6 @@ def test_band_order_keeps_a_wide_level_inside_a_small_tile_cache(
 def test_threads_missing_one_file_tile_at_once_share_its_decode(
     pyramid_tiff, store_reads, monkeypatch
 ):
-    from concurrent.futures import ThreadPoolExecutor
-
-    from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
-
     # As on a many-core machine: tifffile decodes in worker threads, so misses overlap.
     aszarr = tifffile.TiffPageSeries.aszarr
     monkeypatch.setattr(

@@ -4,7 +4,7 @@ Slicing an :class:`RGBLevel` reads only the pixels asked for (the source, a zarr
 over the file or a numpy array, decodes the chunks they touch) and converts them:
 axes to YX(S), alpha dropped, grey expanded, 16-bit and float scaled to uint8. The
 engine reads its tiles through it directly, because a dask graph per tile costs more
-than decoding the tile (~5 ms per 320 px window, benchmarks/read_windows.py); the dask
+than decoding the tile (4.1 ms per 320 px window, benchmarks/read_windows.py); the dask
 level that napari and scripts see wraps the same object, so both read the same pixels.
 """
 
