@@ -69,3 +69,14 @@ def test_predict_on_a_local_cluster_from_the_command_line(tmp_path, pyramid_tiff
     assert zarr.open_group(tmp_path / "synthetic.ome.zarr", mode="r").attrs["napari_shisrcnet"][
         "complete"
     ]
+
+
+def test_tile_and_batch_sizes_are_chosen_for_the_workers_device(tiny_checkpoint):
+    # The client may have no GPU: a worker picks what its device suits (here: the CPU's).
+    from napari_shisrcnet.cluster import _worker_defaults
+
+    bicubic = ("bicubic", "cpu", 2, False, False)
+    assert _worker_defaults(bicubic, {"tile_px": None}) == {"tile_px": 256, "batch_size": 1}
+    assert _worker_defaults(bicubic, {"tile_px": 96}) == {"tile_px": 96, "batch_size": 1}
+    shisrcnet = (str(tiny_checkpoint), "cpu", None, False, False)
+    assert _worker_defaults(shisrcnet, {"super_resolution": False}) == {"batch_size": 8}

@@ -9,7 +9,7 @@ import zarr
 from conftest import CMU_SVS, needs_cmu_svs
 from napari_shisrcnet import api
 from napari_shisrcnet.engine.runner import CancelToken, RunCancelled
-from napari_shisrcnet.io.ome_zarr import ResultError
+from napari_shisrcnet.io.ome_zarr import ResultError, halve
 from napari_shisrcnet.io.slides import SlideError
 
 
@@ -44,6 +44,8 @@ def test_sr_only_output_is_valid_ngff_with_physical_scale(tmp_path, pyramid_tiff
     # Same pixels as the in-memory API (one engine behind both).
     in_memory = api.super_resolve(pyramid_tiff, "bicubic", region=region, tile_px=64, halo_px=8)
     np.testing.assert_array_equal(level0[:].transpose(1, 2, 0), in_memory)
+    assert len(multiscale["datasets"]) == 2 and group["1"].chunks == (3, 128, 128)
+    np.testing.assert_array_equal(group["1"][:], halve(level0[:]))
     # The first SR pixel's centre lies a quarter source pixel inside the region corner.
     np.testing.assert_allclose(_world(transforms, (0, 0)), (np.array([100, 200]) - 0.25) * 0.5)
 

@@ -57,7 +57,8 @@ def test_cancel_stops_between_batches_and_keeps_what_was_written():
             progress=progress,
             cancel=token,
         )
-    assert written == [0, 1]  # finished batches are flushed, nothing after the cancel
+    # finished batches are flushed (by either writer thread), nothing after the cancel
+    assert sorted(written) == [0, 1]
 
 
 def test_writer_errors_reach_the_caller():
@@ -68,6 +69,30 @@ def test_writer_errors_reach_the_caller():
 
     with pytest.raises(OSError, match="disk full"):
         run_batches(batches, _read, lambda w: w[:, 0, 0, 0], broken_write)
+
+
+def _pairing_write(timeout_s, written, threads):
+    """A write that returns only once another write runs beside it."""
+    beside = threading.Barrier(2, timeout=timeout_s)
+
+    def write(batch, out):
+        beside.wait()
+        threads.add(threading.current_thread().name)
+        written.extend(out.tolist())
+
+    return write
+
+
+def test_batches_are_written_concurrently_by_the_writer_threads():
+    _, batches = _grid_batches(batch_size=4)
+    written, threads = [], set()
+    write = _pairing_write(10, written, threads)
+    run_batches(batches[:4], _read, lambda w: w[:, 0, 0, 0].astype(int), write, writer_threads=2)
+    assert sorted(written) == list(range(16)) and len(threads) == 2
+    # The same write with a single writer thread never finds a partner.
+    with pytest.raises(threading.BrokenBarrierError):
+        lonely = _pairing_write(0.2, [], set())
+        run_batches(batches[:1], _read, lambda w: w, lonely, writer_threads=1)
 
 
 def test_reader_errors_reach_the_caller():
@@ -139,7 +164,8 @@ class _Later:
         return self.value
 
 
-def test_pending_results_are_resolved_by_the_writer_in_order():
+@pytest.mark.parametrize("writer_threads", [1, 3])
+def test_pending_results_are_resolved_by_the_writers(writer_threads):
     _, batches = _grid_batches()
     resolved, written = [], []
     run_batches(
@@ -147,8 +173,11 @@ def test_pending_results_are_resolved_by_the_writer_in_order():
         _read,
         lambda w: _Later(w[:, 0, 0, 0].astype(np.int64), resolved),
         lambda batch, out: written.extend(out.tolist()),
+        writer_threads=writer_threads,
     )
-    assert written == list(range(20))
+    if writer_threads == 1:
+        assert written == list(range(20))  # one writer keeps the batch order
+    assert sorted(written) == list(range(20))
     assert len(resolved) == 7 and all(name.startswith("shisrcnet-writer") for name in resolved)
 
 

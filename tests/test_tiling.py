@@ -140,3 +140,21 @@ def test_band_order_is_the_same_tiles_band_by_band_row_by_row():
     assert [(t.row, t.column) for t in banded[:4]] == [(0, 0), (0, 1), (0, 2), (1, 0)]
     assert [(t.row, t.column) for t in banded[15:17]] == [(0, 3), (0, 4)]
     assert [(t.row, t.column) for t in banded[-2:]] == [(3, 6), (4, 6)]
+
+
+def test_tile_and_batch_defaults_follow_the_device(monkeypatch):
+    from types import SimpleNamespace
+
+    from napari_shisrcnet.engine.classification import default_classification_batch_size
+    from napari_shisrcnet.engine.super_resolution import default_batch_size, default_sr_tile_px
+
+    cpu = SimpleNamespace(device=torch.device("cpu"), scale=2)
+    assert default_sr_tile_px(cpu) == 256 and default_batch_size(cpu, (320, 320)) == 1
+    assert default_classification_batch_size(cpu, 96) == 8
+    # A CUDA device with 80 GB free (no GPU needed: only its free memory is asked).
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (80e9, 80e9))
+    gpu = SimpleNamespace(device=torch.device("cuda"), scale=2)
+    assert default_sr_tile_px(gpu) == 512
+    # 576^2 windows x2: 1.33 M output px x 64 ch x fp16 x 8 live = 1.36 GB; half of 80 GB.
+    assert default_batch_size(gpu, (576, 576)) == 29
+    assert default_classification_batch_size(gpu, 96) == 64  # capped

@@ -18,19 +18,23 @@ import numpy as np
 
 from . import __version__
 from .classes import class_colors
-from .engine.classification import TileClassification, classify_region
+from .engine.classification import (
+    TileClassification,
+    classify_region,
+    default_classification_batch_size,
+)
 from .engine.inference import TileModel
 from .engine.runner import CancelToken, ProgressCallback
 from .engine.super_resolution import (
     DEFAULT_HALO_PX,
-    DEFAULT_SR_TILE_PX,
     array_core_writer,
     default_batch_size,
+    default_sr_tile_px,
     super_resolve_region,
 )
 from .engine.tiling import READ_BAND_PX, Region, Tile, TileGrid
 from .engine.tissue import MIN_TISSUE_FRACTION
-from .io.ome_zarr import ResultStore
+from .io.ome_zarr import ResultStore, write_rgb_tile
 from .io.slides import Slide, SlideError, open_slide, slide_from_arrays
 from .io.tables import tile_rows, write_tile_csv, write_tile_geojson
 from .model import BicubicSR, load_checkpoint
@@ -114,7 +118,7 @@ def super_resolve(
     *,
     level: int = 0,
     region: Region | None = None,
-    tile_px: int = DEFAULT_SR_TILE_PX,
+    tile_px: int | None = None,
     halo_px: int = DEFAULT_HALO_PX,
     batch_size: int | None = None,
     device: str = "auto",
@@ -124,6 +128,7 @@ def super_resolve(
     """Super-resolve a region into memory: (height*scale, width*scale, 3) uint8.
 
     For whole slides or large regions use :func:`process_slide`, which streams to disk.
+    ``tile_px`` defaults to what suits the device (see :func:`default_sr_tile_px`).
     """
     slide, tile_model = _as_slide(image_or_path), load_model(model, device)
     region = _checked_level_and_region(slide, level, region)
@@ -254,7 +259,13 @@ def _prepare(job: _SlideJob, super_resolution: bool) -> None:
         store.image_level0((region.height * scale, region.width * scale), job.tile_px * scale)
         window = TileGrid(region, job.tile_px, job.halo_px).window_shape
         store.remember("sr_batch_size", job.batch_size or default_batch_size(tile_model, window))
-    store.remember("classification_batch_size", job.batch_size or 8)
+    _classification_batch_size(job)
+
+
+def _classification_batch_size(job: _SlideJob) -> int:
+    """As recorded by the first run (or preparing client): every run batches alike."""
+    default = default_classification_batch_size(job.tile_model, job.cls_px)
+    return job.store.remember("classification_batch_size", job.batch_size or default)
 
 
 def _write_sr(job: _SlideJob) -> float:
@@ -263,8 +274,9 @@ def _write_sr(job: _SlideJob) -> float:
     level0 = store.group["0"]
 
     def write_core(tile: Tile, core: np.ndarray) -> None:
-        y0, x0 = (tile.core[0] - region.y) * scale, (tile.core[2] - region.x) * scale
-        level0[:, y0 : y0 + core.shape[0], x0 : x0 + core.shape[1]] = core.transpose(2, 0, 1)
+        write_rgb_tile(
+            level0, (tile.core[0] - region.y) * scale, (tile.core[2] - region.x) * scale, core
+        )
 
     super_resolve_region(
         job.slide.tile_sources[job.level],
@@ -329,7 +341,7 @@ def _classify(job: _SlideJob) -> TileClassification:
         tile_model.class_names,
         tile_px=job.cls_px,
         probabilities=probabilities,
-        batch_size=store.remember("classification_batch_size", job.batch_size or 8),
+        batch_size=_classification_batch_size(job),
         skip_batches=done,
         shard=job.shard,
         on_batch_written=save,
@@ -347,7 +359,7 @@ def process_slide(
     region: Region | None = None,
     super_resolution: bool = True,
     classification: bool = True,
-    tile_px: int = DEFAULT_SR_TILE_PX,
+    tile_px: int | None = None,
     halo_px: int = DEFAULT_HALO_PX,
     classification_tile_px: int | None = None,
     batch_size: int | None = None,
@@ -365,6 +377,8 @@ def process_slide(
     For a cluster (see :mod:`napari_shisrcnet.cluster`): ``prepare_only`` creates the
     result and fixes its batching; ``shard=(k, n)`` computes only batches k, k + n, ...
     and returns unfinished; a last plain call finishes (pyramid, labels, tables).
+    SR ``tile_px`` and ``batch_size`` default to what suits the device (512 px tiles and
+    a batch from free memory on CUDA, 256 px and one tile on the CPU).
     """
     if not (super_resolution or classification):
         raise ValueError("nothing to do: both super-resolution and classification are off")
@@ -374,6 +388,7 @@ def process_slide(
     with _as_slide(path) as slide:
         region = _checked_level_and_region(slide, level, region)
         cls_px = classification_tile_px or default_classification_tile_px(tile_model)
+        tile_px = tile_px or default_sr_tile_px(tile_model)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         stem = slide.metadata.path.name.split(".")[0]

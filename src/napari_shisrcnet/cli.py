@@ -80,7 +80,7 @@ def _positive(text: str) -> int:
 
 
 def _add_predict(commands) -> None:
-    from .engine.super_resolution import DEFAULT_HALO_PX, DEFAULT_SR_TILE_PX
+    from .engine.super_resolution import DEFAULT_HALO_PX
 
     predict = commands.add_parser(
         "predict",
@@ -109,7 +109,9 @@ def _add_predict(commands) -> None:
         "--region", type=_region, metavar="X,Y,W,H", help="region of that level, in its pixels"
     )
     predict.add_argument(
-        "--tile-px", type=_positive, default=DEFAULT_SR_TILE_PX, help="SR tile core size"
+        "--tile-px",
+        type=_positive,
+        help="SR tile core size (default: 512 on a CUDA GPU, 256 on the CPU)",
     )
     predict.add_argument(
         "--halo-px", type=int, default=DEFAULT_HALO_PX, help="SR context on each side"

@@ -16,6 +16,7 @@ from .runner import (
     pending_batches,
     run_batches,
 )
+from .super_resolution import default_batch_size
 from .tiling import Region, TileGrid, read_window
 from .tissue import MIN_TISSUE_FRACTION, tissue_fractions
 
@@ -48,6 +49,14 @@ class TileClassification:
         counts = {"background": int((labels == 0).sum())}
         counts.update({n: int((labels == i + 1).sum()) for i, n in enumerate(self.class_names)})
         return counts
+
+
+def default_classification_batch_size(tile_model: TileModel, tile_px: int) -> int:
+    """Eight tiles on the CPU; on CUDA as many as free memory allows (a tile's SR output
+    is computed before it is classified, so it is sized like an SR tile)."""
+    if tile_model.device.type != "cuda":
+        return 8
+    return default_batch_size(tile_model, (tile_px, tile_px))
 
 
 def classify_region(
@@ -86,7 +95,9 @@ def classify_region(
         if on_batch_written is not None:
             on_batch_written(batch, outputs)
 
-    batches = make_batches(tiles, batch_size or 8)
+    batches = make_batches(
+        tiles, batch_size or default_classification_batch_size(tile_model, tile_px)
+    )
     run_batches(
         pending_batches(batches, skip_batches, shard),
         lambda tile: read_window(image, tile.window),

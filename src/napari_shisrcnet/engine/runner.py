@@ -1,9 +1,12 @@
-"""The batched tile pipeline: reader threads -> compute -> writer thread.
+"""The batched tile pipeline: reader threads -> compute -> writer threads.
 
 Reading (a thread pool, a few batches ahead), compute (the calling thread) and
-writing (one thread, so no two writes touch the same output chunk at once) overlap.
+writing (a few threads; compressing output chunks is the costliest host work once a GPU
+computes) overlap. Batches may be written in any order and at the same time, so the
+``write`` of one batch must never touch an output chunk another batch writes (the
+engine's outputs have one chunk per tile).
 ``compute`` may return its result unfinished (anything with a ``result()`` method, such
-as a GPU batch still being copied back); the writer thread waits for it, so the
+as a GPU batch still being copied back); a writer thread waits for it, so the
 calling thread goes on submitting work.
 Batches are fixed slices of the tile list, so a resumed run recomputes exactly the
 batches an uninterrupted run would, and ends bit-identical. Progress goes to a
@@ -12,6 +15,7 @@ callback; a cancel token is checked between batches.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -23,6 +27,10 @@ import numpy as np
 
 from .host_memory import PeriodicTrim
 from .tiling import Tile
+
+#: One writer thread compresses ~160 output MP/s of SR tiles (zstd, 2-core runner;
+#: benchmarks/write_throughput.py); a GPU computes 250-540, so writing is spread out.
+DEFAULT_WRITER_THREADS = min(4, os.cpu_count() or 1)
 
 
 class RunCancelled(Exception):
@@ -89,19 +97,24 @@ def pending_batches(
     ]
 
 
-class _Writer(threading.Thread):
-    """Applies ``write`` to computed batches in order; remembers the first error."""
+class _Writers:
+    """Threads applying ``write`` to computed batches; remember the first error."""
 
-    def __init__(self, write: Callable[[Batch, np.ndarray], None]) -> None:
-        # A queued result may be a pending device batch: the queue bound also bounds
-        # the batches in flight on the device.
-        super().__init__(name="shisrcnet-writer", daemon=True)
+    def __init__(self, write: Callable[[Batch, np.ndarray], None], threads: int) -> None:
         self.write = write
-        self.jobs: queue.Queue = queue.Queue(maxsize=4)  # bounds results held in memory
+        # A queued result may be a pending device batch: the queue bound also bounds
+        # the batches in flight on the device, and the results held in memory.
+        self.jobs: queue.Queue = queue.Queue(maxsize=4)
         self.error: BaseException | None = None
         self.trim = PeriodicTrim()  # freed tile buffers back to the OS: flat peak RSS
+        self.threads = [
+            threading.Thread(target=self._work, name=f"shisrcnet-writer-{i}", daemon=True)
+            for i in range(max(1, threads))
+        ]
+        for thread in self.threads:
+            thread.start()
 
-    def run(self) -> None:
+    def _work(self) -> None:
         while (job := self.jobs.get()) is not None:
             if self.error is None:
                 try:
@@ -111,11 +124,13 @@ class _Writer(threading.Thread):
                     self.write(batch, results)
                     self.trim()
                 except BaseException as error:  # re-raised on the calling thread
-                    self.error = error
+                    self.error = self.error or error
 
     def finish(self) -> None:
-        self.jobs.put(None)
-        self.join()
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join()
         if self.error is not None:
             raise self.error
 
@@ -132,17 +147,18 @@ def run_batches(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
     reader_threads: int = 4,
+    writer_threads: int = DEFAULT_WRITER_THREADS,
     prefetch_batches: int = 2,
 ) -> None:
     """Read, compute and write ``batches``; raise :class:`RunCancelled` if cancelled.
 
     Whatever was written before a cancel or an error stays written (and resumable);
-    ``write`` for a batch is called only after the whole batch was computed.
+    ``write`` for a batch is called only after the whole batch was computed; with
+    ``writer_threads`` > 1 batches are written concurrently and may finish out of order.
     """
     total = total_tiles if total_tiles is not None else sum(len(b.tiles) for b in batches)
     already = total - sum(len(b.tiles) for b in batches)
-    writer = _Writer(write)
-    writer.start()
+    writer = _Writers(write, writer_threads)
     start = time.perf_counter()
     done = already
     with ThreadPoolExecutor(reader_threads, thread_name_prefix="shisrcnet-reader") as readers:

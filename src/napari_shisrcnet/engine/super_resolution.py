@@ -17,12 +17,21 @@ from .runner import (
 )
 from .tiling import Region, Tile, TileGrid, read_window
 
-#: Defaults chosen from the tiled-vs-whole measurement in docs/tiling.md.
-DEFAULT_SR_TILE_PX = 256
+#: Halo chosen from the tiled-vs-whole measurement in docs/engine.md.
 DEFAULT_HALO_PX = 32
+#: Tile cores on the CPU, where smaller tiles keep activations closer to the caches.
+CPU_SR_TILE_PX = 256
+#: Tile cores on a CUDA GPU: the halo then recomputes 1.27x the core area instead of 1.56x,
+#: and each output chunk (one core: 1024 px at x2) carries 4x the pixels for the writer's
+#: fixed cost per chunk (benchmarks/write_throughput.py).
+GPU_SR_TILE_PX = 512
 
 #: write(tile, sr_core) stores the upscaled core of ``tile`` (Y, X, 3 uint8).
 CoreWriter = Callable[[Tile, np.ndarray], None]
+
+
+def default_sr_tile_px(tile_model: TileModel) -> int:
+    return GPU_SR_TILE_PX if tile_model.device.type == "cuda" else CPU_SR_TILE_PX
 
 
 def default_batch_size(tile_model: TileModel, window_shape: tuple[int, int]) -> int:
@@ -49,7 +58,7 @@ def super_resolve_region(
     tile_model: TileModel,
     write_core: CoreWriter,
     *,
-    tile_px: int = DEFAULT_SR_TILE_PX,
+    tile_px: int | None = None,
     halo_px: int = DEFAULT_HALO_PX,
     batch_size: int | None = None,
     skip_batches: set[int] = frozenset(),
@@ -62,8 +71,9 @@ def super_resolve_region(
 
     Every core is written exactly once through ``write_core``; batches listed in
     ``skip_batches`` (finished by an earlier run), or outside ``shard``, are not computed.
+    ``tile_px`` and ``batch_size`` default to what suits the model's device.
     """
-    grid = TileGrid(region, tile_px, halo_px)
+    grid = TileGrid(region, tile_px or default_sr_tile_px(tile_model), halo_px)
     tiles = grid.tiles_in_bands()  # cache-friendly reading order
     batch_size = batch_size or default_batch_size(tile_model, grid.window_shape)
     batches = pending_batches(make_batches(tiles, batch_size), skip_batches, shard)
@@ -82,7 +92,7 @@ def super_resolve_region(
         write,
         stage="SR tiles",
         total_tiles=len(tiles),
-        output_pixels_per_tile=tile_px * tile_px * scale * scale,
+        output_pixels_per_tile=grid.tile_px * grid.tile_px * scale * scale,
         progress=progress,
         cancel=cancel,
     )

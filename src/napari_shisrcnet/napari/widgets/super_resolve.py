@@ -5,7 +5,7 @@ from __future__ import annotations
 import napari
 from magicgui.widgets import CheckBox, ComboBox, SpinBox
 
-from ...engine.super_resolution import DEFAULT_HALO_PX, DEFAULT_SR_TILE_PX
+from ...engine.super_resolution import DEFAULT_HALO_PX
 from ..layers import sr_layer
 from .common import JobWidget
 
@@ -16,9 +16,8 @@ class SuperResolveWidget(JobWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(viewer, "super-resolution")
         self.scale = ComboBox(label="scale (bicubic)", choices=[2, 4, 8], value=2)
-        self.tile_px = SpinBox(
-            label="tile (px)", min=32, max=2048, step=32, value=DEFAULT_SR_TILE_PX
-        )
+        # 0: what suits the device (engine.super_resolution.default_sr_tile_px).
+        self.tile_px = SpinBox(label="tile (px, 0 = auto)", min=0, max=2048, step=32, value=0)
         self.compare = CheckBox(label="add bicubic layer", value=True)
         self.extend(
             [
@@ -45,7 +44,7 @@ class SuperResolveWidget(JobWidget):
             load_model("bicubic", "cpu", scale) if self.compare.value and not bicubic_only else None
         )
 
-        tile_px = int(self.tile_px.value)  # read widgets here, never from the worker thread
+        tile_px = int(self.tile_px.value) or None  # read widgets here, never in the worker
 
         def job(progress, cancel):
             common = dict(

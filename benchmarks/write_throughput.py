@@ -1,0 +1,152 @@
+"""Output megapixels per second the engine's result writing sustains, no model; prints JSON.
+
+The host side after the network: SR tiles -> compressed OME-Zarr chunks -> pyramid. A
+GPU computes the x2 network at 250-540 output MP/s (anchors.md), so this side must keep
+up for the engine to reach 70 % of that. Measured with the engine's own code (batch
+runner, ``write_rgb_tile``, ResultStore) on realistic content (bicubic x2 of a real IHC or
+H&E image, which compresses like SR output), without reading or a model, in one run:
+
+- before: 512 px chunks (256 px tiles at x2), the (y, x, 3) tile handed to zarr as a
+  transposed view, one writer thread (the engine until this benchmark);
+- planar: the same, the tile copied to a contiguous (3, y, x) block first;
+- 1024 px chunks (the GPU's 512 px tiles), planar, 1, 2 and 4 writer threads.
+Each then builds the pyramid as the engine does.
+
+    python benchmarks/write_throughput.py [--side 16384] [--image SVS] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import zarr
+from skimage import data, transform
+
+from napari_shisrcnet.engine.runner import make_batches, run_batches
+from napari_shisrcnet.engine.tiling import Region, TileGrid
+from napari_shisrcnet.io.ome_zarr import ResultStore, write_rgb_tile
+
+
+def sr_like_tiles(image_path: str | None, chunk_px: int, count: int = 4) -> list[np.ndarray]:
+    """Distinct (chunk, chunk, 3) uint8 tiles of bicubic-x2 tissue (compresses like SR output)."""
+    if image_path:
+        import tifffile
+
+        source = tifffile.imread(image_path)[:1024, :1024, :3]
+    else:
+        source = data.immunohistochemistry()
+    side = int(np.sqrt(count)) * chunk_px // 2
+    upscaled = transform.rescale(
+        source[:side, :side], 2, order=3, channel_axis=2, preserve_range=True
+    )
+    upscaled = np.clip(upscaled + 0.5, 0, 255).astype(np.uint8)
+    step = chunk_px
+    return [
+        np.ascontiguousarray(upscaled[y : y + step, x : x + step])
+        for y in range(0, upscaled.shape[0] - step + 1, step)
+        for x in range(0, upscaled.shape[1] - step + 1, step)
+    ]
+
+
+def write_result(folder: Path, side: int, tiles, writer_threads: int, planar: bool):
+    """Write a side x side result through the engine's runner and store; return timings."""
+    chunk_px = tiles[0].shape[0]
+    store = ResultStore(folder / "bench.ome.zarr", {"benchmark": side})
+    level0 = store.image_level0((side, side), chunk_px)
+
+    def write_image_tile(y, x, pixels):
+        if planar:
+            write_rgb_tile(level0, y, x, pixels)
+        else:  # the engine's write before
+            level0[:, y : y + pixels.shape[0], x : x + pixels.shape[1]] = pixels.transpose(2, 0, 1)
+
+    grid = TileGrid(Region(0, 0, side, side), chunk_px, halo_px=0)
+    batches = make_batches(grid.tiles_in_bands(), 16)
+
+    def write(batch, outputs):
+        for tile, output in zip(batch.tiles, outputs, strict=True):
+            write_image_tile(tile.core[0], tile.core[2], output)
+
+    started = time.perf_counter()
+    run_batches(
+        batches,
+        lambda tile: tiles[tile.index % len(tiles)],
+        lambda outputs: outputs,  # no model: the host side alone
+        write,
+        writer_threads=writer_threads,
+    )
+    written = time.perf_counter()
+    levels = store.finish_image(0.25, (0.0, 0.0), "micrometer", "bench")
+    finished = time.perf_counter()
+    stored_mb = sum(f.stat().st_size for f in (folder / "bench.ome.zarr").rglob("*")) / 1e6
+    return {
+        "write_s": written - started,
+        "pyramid_s": finished - written,
+        "total_s": finished - started,
+        "levels": levels,
+        "stored_mb": round(stored_mb, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--side", type=int, default=16384, help="output side in px")
+    parser.add_argument("--image", help="RGB TIFF/SVS to take content from (default: skimage IHC)")
+    parser.add_argument("--repeats", type=int, default=2, help="best of this many runs")
+    parser.add_argument("--threads", default="1,2,4", help="writer threads, 1024 px chunks")
+    args = parser.parse_args()
+    tiles = {chunk: sr_like_tiles(args.image, chunk) for chunk in (512, 1024)}
+    variants = [("before", 512, 1, False), ("planar", 512, 1, True)]
+    variants += [(f"1024px-{n}-writers", 1024, int(n), True) for n in args.threads.split(",")]
+    megapixels = args.side**2 / 1e6
+    results = []
+    for name, chunk, threads, planar in variants:
+        runs = []
+        for _ in range(args.repeats):
+            folder = Path(tempfile.mkdtemp(prefix="write-bench-"))
+            try:
+                runs.append(write_result(folder, args.side, tiles[chunk], threads, planar))
+            finally:
+                shutil.rmtree(folder)
+        best = min(runs, key=lambda run: run["total_s"])
+        results.append(
+            {
+                "variant": name,
+                "chunk_px": chunk,
+                "writer_threads": threads,
+                "planar": planar,
+                **{k: round(v, 3) if isinstance(v, float) else v for k, v in best.items()},
+                "write_mpps": round(megapixels / best["write_s"], 1),
+                "output_mpps": round(megapixels / best["total_s"], 1),
+            }
+        )
+    baseline = results[0]["output_mpps"]
+    for row in results:
+        row["vs_before"] = round(row["output_mpps"] / baseline, 2)
+    print(
+        json.dumps(
+            {
+                "benchmark": "write_throughput",
+                "side_px": args.side,
+                "content": args.image or "skimage.data.immunohistochemistry, bicubic x2",
+                "cpu_count": os.cpu_count(),
+                "machine": platform.processor() or platform.machine(),
+                "zarr": zarr.__version__,
+                "numpy": np.__version__,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
