@@ -1,9 +1,10 @@
-"""Peak RSS of building an output pyramid: our block writer vs a dask graph; prints JSON.
+"""Peak RSS of building an output pyramid: our chunk builder vs a dask graph; prints JSON.
 
 Level 0 is an unwritten (fill-value) uint8 OME-Zarr image of SIDE x SIDE px in 512 px
 chunks, so the run measures the per-chunk cost of building levels 1.. (reading, halving,
-writing, and for dask the task graph), not pixel traffic. Each variant runs in a fresh
-process; the output side of a 40k px slide at x2 is 80k.
+writing, and for dask the task graph), not pixel traffic. "chunks" is the engine's
+PyramidBuilder finishing a pyramid no tile announced (as after a cluster run). Each
+variant runs in a fresh process; the output side of a 40k px slide at x2 is 80k.
 
     python benchmarks/pyramid_memory.py [--sides 20000,80000]
 """
@@ -20,6 +21,7 @@ CHILD = """
 import json, resource, sys, time
 import dask.array as da, numpy as np
 from napari_shisrcnet.io.ome_zarr import ResultStore
+from napari_shisrcnet.io.pyramid import pyramid_level_count
 
 def dask_halve(store, source, path):  # the earlier implementation: one graph per level
     lazy = da.from_zarr(source)
@@ -34,11 +36,16 @@ def dask_halve(store, source, path):  # the earlier implementation: one graph pe
 variant, side, folder = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 store = ResultStore(folder, {"benchmark": side})
 store.image_level0((side, side), 512)
-if variant == "dask":
-    store._write_downsampled = lambda source, path: dask_halve(store, source, path)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 started = time.perf_counter()
-levels = store.finish_image(0.25, (0.0, 0.0), "micrometer", "bench")
+if variant == "dask":
+    levels, source = pyramid_level_count((side, side)), store.group["0"]
+    for level in range(1, levels):
+        source = dask_halve(store, source, str(level))
+else:
+    builder = store.pyramid_builder()
+    builder.finish()
+    levels = len(builder.levels)
 print(json.dumps({"variant": variant, "side_px": side, "levels": levels,
     "seconds": round(time.perf_counter() - started, 1), "rss_before_mb": round(before, 1),
     "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
@@ -48,7 +55,7 @@ print(json.dumps({"variant": variant, "side_px": side, "levels": levels,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sides", default="20000,80000")
-    parser.add_argument("--variants", default="blocks,dask")
+    parser.add_argument("--variants", default="chunks,dask")
     args = parser.parse_args()
     rows = []
     for side in map(int, args.sides.split(",")):

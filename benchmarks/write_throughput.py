@@ -9,8 +9,10 @@ H&E image, which compresses like SR output), without reading or a model, in one 
 - before: 512 px chunks (256 px tiles at x2), the (y, x, 3) tile handed to zarr as a
   transposed view, one writer thread (the engine until this benchmark);
 - planar: the same, the tile copied to a contiguous (3, y, x) block first;
-- 1024 px chunks (the GPU's 512 px tiles), planar, 1, 2 and 4 writer threads.
-Each then builds the pyramid as the engine does.
+- 1024 px chunks (the GPU's 512 px tiles), planar, 2 writer threads;
+  these three build the pyramid after the last tile;
+- streaming: 1024 px chunks, planar, 1, 2 and 4 writer threads, the pyramid built behind
+  the tiles as their chunks are written (the engine now), finished after the last tile.
 
     python benchmarks/write_throughput.py [--side 16384] [--image SVS] [--repeats 2]
 """
@@ -56,17 +58,20 @@ def sr_like_tiles(image_path: str | None, chunk_px: int, count: int = 4) -> list
     ]
 
 
-def write_result(folder: Path, side: int, tiles, writer_threads: int, planar: bool):
+def write_result(folder: Path, side: int, tiles, writer_threads: int, planar: bool, streaming):
     """Write a side x side result through the engine's runner and store; return timings."""
     chunk_px = tiles[0].shape[0]
     store = ResultStore(folder / "bench.ome.zarr", {"benchmark": side})
     level0 = store.image_level0((side, side), chunk_px)
+    pyramid = store.pyramid_builder() if streaming else None
 
     def write_image_tile(y, x, pixels):
         if planar:
             write_rgb_tile(level0, y, x, pixels)
         else:  # the engine's write before
             level0[:, y : y + pixels.shape[0], x : x + pixels.shape[1]] = pixels.transpose(2, 0, 1)
+        if pyramid is not None:
+            pyramid.level0_written(y, x)
 
     grid = TileGrid(Region(0, 0, side, side), chunk_px, halo_px=0)
     batches = make_batches(grid.tiles_in_bands(), 16)
@@ -84,7 +89,7 @@ def write_result(folder: Path, side: int, tiles, writer_threads: int, planar: bo
         writer_threads=writer_threads,
     )
     written = time.perf_counter()
-    levels = store.finish_image(0.25, (0.0, 0.0), "micrometer", "bench")
+    levels = store.finish_image(0.25, (0.0, 0.0), "micrometer", "bench", pyramid)
     finished = time.perf_counter()
     stored_mb = sum(f.stat().st_size for f in (folder / "bench.ome.zarr").rglob("*")) / 1e6
     return {
@@ -101,19 +106,24 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=16384, help="output side in px")
     parser.add_argument("--image", help="RGB TIFF/SVS to take content from (default: skimage IHC)")
     parser.add_argument("--repeats", type=int, default=2, help="best of this many runs")
-    parser.add_argument("--threads", default="1,2,4", help="writer threads, 1024 px chunks")
+    parser.add_argument("--threads", default="1,2,4", help="writer threads, streaming")
     args = parser.parse_args()
     tiles = {chunk: sr_like_tiles(args.image, chunk) for chunk in (512, 1024)}
-    variants = [("before", 512, 1, False), ("planar", 512, 1, True)]
-    variants += [(f"1024px-{n}-writers", 1024, int(n), True) for n in args.threads.split(",")]
+    variants = [("before", 512, 1, False, False), ("planar", 512, 1, True, False)]
+    variants += [("1024px-2-writers", 1024, 2, True, False)]
+    variants += [
+        (f"streaming-{n}-writers", 1024, int(n), True, True) for n in args.threads.split(",")
+    ]
     megapixels = args.side**2 / 1e6
     results = []
-    for name, chunk, threads, planar in variants:
+    for name, chunk, threads, planar, streaming in variants:
         runs = []
         for _ in range(args.repeats):
             folder = Path(tempfile.mkdtemp(prefix="write-bench-"))
             try:
-                runs.append(write_result(folder, args.side, tiles[chunk], threads, planar))
+                runs.append(
+                    write_result(folder, args.side, tiles[chunk], threads, planar, streaming)
+                )
             finally:
                 shutil.rmtree(folder)
         best = min(runs, key=lambda run: run["total_s"])
@@ -123,6 +133,7 @@ def main() -> None:
                 "chunk_px": chunk,
                 "writer_threads": threads,
                 "planar": planar,
+                "pyramid_while_writing": streaming,
                 **{k: round(v, 3) if isinstance(v, float) else v for k, v in best.items()},
                 "write_mpps": round(megapixels / best["write_s"], 1),
                 "output_mpps": round(megapixels / best["total_s"], 1),

@@ -9,7 +9,8 @@ import zarr
 from conftest import CMU_SVS, needs_cmu_svs
 from napari_shisrcnet import api
 from napari_shisrcnet.engine.runner import CancelToken, RunCancelled
-from napari_shisrcnet.io.ome_zarr import ResultError, halve
+from napari_shisrcnet.io.ome_zarr import ResultError
+from napari_shisrcnet.io.pyramid import halve
 from napari_shisrcnet.io.slides import SlideError
 
 

@@ -1,11 +1,17 @@
-"""The output pyramid: every level is the 2x2 mean of the one above, whatever the shape."""
+"""The output pyramid: every level is the 2x2 mean of the one above, whatever the shape,
+whichever process wrote level 0 and whenever the pyramid was built."""
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import zarr
 
-from napari_shisrcnet.io import ome_zarr
-from napari_shisrcnet.io.ome_zarr import ResultStore, halve
+from napari_shisrcnet.io import pyramid as pyramid_module
+from napari_shisrcnet.io.ome_zarr import ResultStore
+from napari_shisrcnet.io.pyramid import halve
+
+SHAPE, CHUNK = (301, 517), 32  # odd sides: the last chunk row and column are partial
 
 
 def reference_halve(pixels: np.ndarray) -> np.ndarray:
@@ -22,19 +28,93 @@ def test_halve_is_the_rounded_two_by_two_mean_with_edge_repeat(shape):
     np.testing.assert_array_equal(halve(pixels), reference_halve(pixels))
 
 
-def test_every_level_of_an_odd_sized_multi_block_image(tmp_path, monkeypatch):
-    # Small blocks, so level 1 is written as many blocks by several threads.
-    monkeypatch.setattr(ome_zarr, "PYRAMID_BLOCK_PX", 64)
-    monkeypatch.setattr(ome_zarr, "PYRAMID_MIN_SIDE_PX", 40)
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setattr(pyramid_module, "PYRAMID_MIN_SIDE_PX", 40)  # 4 levels
     store = ResultStore(tmp_path / "out.ome.zarr", {"run": 1})
-    level0 = store.image_level0((301, 517), chunk_px=32)
-    image = np.random.default_rng(1).integers(0, 256, (3, 301, 517), dtype=np.uint8)
-    level0[:] = image
-    n_levels = store.finish_image(0.5, (0.0, 0.0), "micrometer", "test")
-    group = zarr.open_group(tmp_path / "out.ome.zarr", mode="r")
-    assert n_levels == 4
+    store.image_level0(SHAPE, chunk_px=CHUNK)
+    return store
+
+
+@pytest.fixture
+def image():
+    return np.random.default_rng(1).integers(0, 256, (3, *SHAPE), dtype=np.uint8)
+
+
+def _corners():
+    """Level-0 chunk corners in the engine's order: column bands, rows inside each."""
+    band = 4 * CHUNK
+    corners = [(y, x) for y in range(0, SHAPE[0], CHUNK) for x in range(0, SHAPE[1], CHUNK)]
+    return sorted(corners, key=lambda c: (c[1] // band, c[0], c[1]))
+
+
+def _write_tiles(store, image, pyramid, corners, threads=4):
+    level0 = store.group["0"]
+
+    def write(corner):
+        y, x = corner
+        level0[:, y : y + CHUNK, x : x + CHUNK] = image[:, y : y + CHUNK, x : x + CHUNK]
+        pyramid.level0_written(y, x)
+
+    with ThreadPoolExecutor(threads) as pool:  # like the engine's writer threads
+        list(pool.map(write, corners))
+
+
+def _assert_pyramid(path, image, n_levels):
+    group = zarr.open_group(path, mode="r")
     expected = image
     for level in range(1, n_levels):
         expected = reference_halve(expected)
         np.testing.assert_array_equal(group[str(level)][:], expected)
-        assert group[str(level)].chunks == (3, 32, 32)
+        assert group[str(level)].chunks == (3, CHUNK, CHUNK)
+    assert str(n_levels) not in group
+
+
+def test_the_pyramid_of_a_finished_level_0(store, image):
+    store.group["0"][:] = image  # written by another process: no chunk was announced
+    assert store.finish_image(0.5, (0.0, 0.0), "micrometer", "test") == 4
+    _assert_pyramid(store.path, image, 4)
+
+
+def test_the_pyramid_grows_while_level_0_is_written(store, image):
+    pyramid = store.pyramid_builder()
+    _write_tiles(store, image, pyramid, _corners())
+    pyramid.wait()
+    # Every chunk of every level was built as its sources were written: levels 1-3 are
+    # 151x259, 76x130 and 38x65 px, in 5x9, 3x5 and 2x3 chunks of 32 px.
+    assert pyramid.chunks_built == [45, 15, 6]
+    store.group["0"][:] = 0  # finishing never reads level 0 again
+    assert store.finish_image(0.5, (0.0, 0.0), "micrometer", "test", pyramid) == 4
+    _assert_pyramid(store.path, image, 4)
+
+
+def test_a_resumed_run_builds_what_its_own_tiles_do_not_complete(store, image):
+    corners = _corners()
+    interrupted = store.pyramid_builder()
+    _write_tiles(store, image, interrupted, corners[:50])
+    interrupted.close()  # the run stops here; a new process resumes
+    resumed = store.pyramid_builder()
+    _write_tiles(store, image, resumed, corners[50:])
+    resumed.wait()
+    assert 0 < resumed.chunks_built[0] < 45  # chunks that straddle both runs wait for finish
+    store.finish_image(0.5, (0.0, 0.0), "micrometer", "test", resumed)
+    _assert_pyramid(store.path, image, 4)
+
+
+def test_a_failed_chunk_is_reported_and_nothing_claims_completion(store, image, monkeypatch):
+    def broken_halve(pixels):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pyramid_module, "halve", broken_halve)
+    pyramid = store.pyramid_builder()
+    _write_tiles(store, image, pyramid, _corners())
+    with pytest.raises(OSError, match="disk full"):
+        store.finish_image(0.5, (0.0, 0.0), "micrometer", "test", pyramid)
+    assert "multiscales" not in store.group.attrs
+
+
+def test_a_single_level_image_has_no_pyramid(tmp_path):
+    store = ResultStore(tmp_path / "out.ome.zarr", {"run": 1})
+    store.image_level0((100, 120), chunk_px=64)
+    assert store.finish_image(1.0, (0.0, 0.0), None, "small") == 1
+    assert list(zarr.open_group(tmp_path / "out.ome.zarr", mode="r").array_keys()) == ["0"]

@@ -35,6 +35,7 @@ from .engine.super_resolution import (
 from .engine.tiling import READ_BAND_PX, Region, Tile, TileGrid
 from .engine.tissue import MIN_TISSUE_FRACTION
 from .io.ome_zarr import ResultStore, write_rgb_tile
+from .io.pyramid import PyramidBuilder
 from .io.slides import Slide, SlideError, open_slide, slide_from_arrays
 from .io.tables import tile_rows, write_tile_csv, write_tile_geojson
 from .model import BicubicSR, load_checkpoint
@@ -268,33 +269,41 @@ def _classification_batch_size(job: _SlideJob) -> int:
     return job.store.remember("classification_batch_size", job.batch_size or default)
 
 
-def _write_sr(job: _SlideJob) -> float:
+def _write_sr(job: _SlideJob) -> tuple[float, PyramidBuilder | None]:
+    """SR tiles into level 0; the pyramid grows behind them (a shard's is built at finish)."""
     _prepare(job, super_resolution=True)
     store, region, scale, shard = job.store, job.region, job.tile_model.scale, job.shard
     level0 = store.group["0"]
+    pyramid = store.pyramid_builder() if shard is None else None
 
     def write_core(tile: Tile, core: np.ndarray) -> None:
-        write_rgb_tile(
-            level0, (tile.core[0] - region.y) * scale, (tile.core[2] - region.x) * scale, core
-        )
+        y0, x0 = (tile.core[0] - region.y) * scale, (tile.core[2] - region.x) * scale
+        write_rgb_tile(level0, y0, x0, core)
+        if pyramid is not None:
+            pyramid.level0_written(y0, x0)
 
-    super_resolve_region(
-        job.slide.tile_sources[job.level],
-        region,
-        job.tile_model,
-        write_core,
-        tile_px=job.tile_px,
-        halo_px=job.halo_px,
-        batch_size=store.remember("sr_batch_size", None),  # as recorded by the first run
-        skip_batches=store.done_batches("sr"),
-        shard=shard,
-        on_batch_written=lambda index: store.mark_batch_done(
-            "sr", index, None if shard is None else shard[0]
-        ),
-        progress=job.progress,
-        cancel=job.cancel,
-    )
-    return 1.0 / scale
+    try:
+        super_resolve_region(
+            job.slide.tile_sources[job.level],
+            region,
+            job.tile_model,
+            write_core,
+            tile_px=job.tile_px,
+            halo_px=job.halo_px,
+            batch_size=store.remember("sr_batch_size", None),  # as recorded by the first run
+            skip_batches=store.done_batches("sr"),
+            shard=shard,
+            on_batch_written=lambda index: store.mark_batch_done(
+                "sr", index, None if shard is None else shard[0]
+            ),
+            progress=job.progress,
+            cancel=job.cancel,
+        )
+    except BaseException:
+        if pyramid is not None:
+            pyramid.close()
+        raise
+    return 1.0 / scale, pyramid
 
 
 def _write_overview(job: _SlideJob) -> float:
@@ -429,16 +438,18 @@ def process_slide(
         if prepare_only:
             _prepare(job, super_resolution)
             return result
-        if super_resolution:
-            step = _write_sr(job)
-        elif shard is None:
-            step = _write_overview(job)
-        classified = _classify(job) if classification else None
-        if shard is not None:
-            return result
-        n_levels = store.finish_image(
-            step * physical, _pixel_centre_translation(region, step, physical), unit, stem
-        )
+        step, pyramid = _write_sr(job) if super_resolution else (None, None)
+        try:
+            if not super_resolution and shard is None:
+                step = _write_overview(job)
+            classified = _classify(job) if classification else None
+            if shard is not None:
+                return result
+            translation = _pixel_centre_translation(region, step, physical)
+            n_levels = store.finish_image(step * physical, translation, unit, stem, pyramid)
+        finally:
+            if pyramid is not None:
+                pyramid.close()  # stops its threads if classification failed or was cancelled
         summary = {
             "input": str(slide.metadata.path),
             "level": level,

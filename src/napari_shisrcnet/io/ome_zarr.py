@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -27,27 +26,10 @@ import zarr
 from ome_zarr.format import FormatV04
 from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
 
-from ..engine.host_memory import PeriodicTrim
+from .pyramid import PyramidBuilder, pyramid_level_count
 
 ATTRIBUTE_KEY = "napari_shisrcnet"
-PYRAMID_MIN_SIDE_PX = 256
-PYRAMID_BLOCK_PX = 1024  # target block width when building a pyramid level
-PYRAMID_THREADS = min(4, os.cpu_count() or 1)
 _FORMAT = FormatV04()
-
-
-def halve(pixels: np.ndarray) -> np.ndarray:
-    """(C, Y, X) uint8 -> (C, ceil(Y/2), ceil(X/2)): 2x2 means rounded half up, odd edges
-    repeated (a pyramid level's pixel is the mean of the four it covers)."""
-    _, height, width = pixels.shape
-    if height % 2 or width % 2:
-        pixels = np.pad(pixels, ((0, 0), (0, height % 2), (0, width % 2)), mode="edge")
-    rows = pixels[:, 0::2].astype(np.uint16)  # widened once, at half the rows
-    rows += pixels[:, 1::2]
-    total = rows[:, :, 0::2] + rows[:, :, 1::2]
-    total += 2
-    total //= 4
-    return total.astype(np.uint8)
 
 
 def write_rgb_tile(level: zarr.Array, y: int, x: int, pixels: np.ndarray) -> None:
@@ -67,14 +49,6 @@ class ResultError(ValueError):
 def _axes(unit: str | None) -> list[dict]:
     spatial = {"type": "space", **({"unit": unit} if unit else {})}
     return [{"name": "c", "type": "channel"}, {"name": "y", **spatial}, {"name": "x", **spatial}]
-
-
-def pyramid_level_count(shape: tuple[int, int]) -> int:
-    """Halve until the longest side would drop below ``PYRAMID_MIN_SIDE_PX``."""
-    levels, longest = 1, max(shape)
-    while longest // 2 >= PYRAMID_MIN_SIDE_PX:
-        levels, longest = levels + 1, longest // 2
-    return levels
 
 
 class ResultStore:
@@ -168,17 +142,38 @@ class ResultStore:
             config={"write_empty_chunks": True},
         )
 
-    def finish_image(
-        self, pixel_size: float, translation: tuple[float, float], unit: str | None, name: str
-    ) -> int:
-        """Build the pyramid from level 0 and write the NGFF metadata; return the level count."""
+    def pyramid_builder(self) -> PyramidBuilder:
+        """A builder for levels 1.. of the image (created here, chunked like level 0)."""
         level0 = self.group["0"]
-        n_levels = pyramid_level_count(level0.shape[1:])
-        previous = level0
-        for level in range(1, n_levels):
-            previous = self._write_downsampled(previous, str(level))
+        levels, (height, width) = [level0], level0.shape[1:]
+        for level in range(1, pyramid_level_count((height, width))):
+            height, width = (height + 1) // 2, (width + 1) // 2
+            if str(level) not in self.group:
+                self.group.create_array(
+                    str(level),
+                    shape=(3, height, width),
+                    chunks=level0.chunks,
+                    dtype="uint8",
+                    fill_value=0,
+                    config={"write_empty_chunks": True},
+                )
+            levels.append(self.group[str(level)])
+        return PyramidBuilder(levels)
+
+    def finish_image(
+        self,
+        pixel_size: float,
+        translation: tuple[float, float],
+        unit: str | None,
+        name: str,
+        pyramid: PyramidBuilder | None = None,
+    ) -> int:
+        """Complete the pyramid (``pyramid``: the builder that grew it while level 0 was
+        written) and write the NGFF metadata; return the level count."""
+        pyramid = pyramid or self.pyramid_builder()
+        pyramid.finish()
         datasets = []
-        for level in range(n_levels):
+        for level in range(len(pyramid.levels)):
             size = pixel_size * 2**level
             # A coarser pixel's centre sits (2^level - 1) / 2 fine pixels further in.
             shift = (2**level - 1) / 2 * pixel_size
@@ -202,46 +197,7 @@ class ResultStore:
             ],
             "rdefs": {"model": "color"},
         }
-        return n_levels
-
-    def _write_downsampled(self, source: zarr.Array, path: str) -> zarr.Array:
-        """Write ``source`` halved (2x2 mean, edge-padded) as level ``path``.
-
-        Block by block in a small thread pool, with no task graph: memory stays the same
-        whatever the slide size (a dask graph of the level cost ~12 kB per chunk; see
-        benchmarks/pyramid_memory.py).
-        """
-        _, height, width = source.shape
-        target = self.group.create_array(
-            path,
-            shape=(3, (height + 1) // 2, (width + 1) // 2),
-            chunks=source.chunks,
-            dtype="uint8",
-            fill_value=0,
-            overwrite=True,
-            config={"write_empty_chunks": True},
-        )
-        _, chunk_y, chunk_x = target.chunks
-        block_x = chunk_x * max(1, PYRAMID_BLOCK_PX // chunk_x)
-        blocks = [
-            (y, x)
-            for y in range(0, target.shape[1], chunk_y)
-            for x in range(0, target.shape[2], block_x)
-        ]
-
-        trim = PeriodicTrim()
-
-        def copy(block: tuple[int, int]) -> None:
-            y, x = block
-            # Whole target chunks per block: no two threads write one zarr chunk.
-            pixels = source[:, 2 * y : 2 * (y + chunk_y), 2 * x : 2 * (x + block_x)]
-            target[:, y : y + chunk_y, x : x + block_x] = halve(pixels)
-            trim()
-
-        with ThreadPoolExecutor(PYRAMID_THREADS) as pool:
-            for _ in pool.map(copy, blocks):
-                pass
-        return target
+        return len(pyramid.levels)
 
     # -- classification -----------------------------------------------------------------
     def save_classified_batch(self, index: int, rows_columns: np.ndarray, probs: np.ndarray):
