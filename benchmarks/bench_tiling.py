@@ -11,6 +11,8 @@ change the cost) and the same LR image, in one run:
 (c) naive: one tile at a time, fp32, 16 px padding, numpy in and out (Real-ESRGAN style);
 (d) MONAI ``sliding_window_inference`` (fp16 on CUDA, sw_batch 16), when MONAI is installed.
 Also tile classification end to end (tiles/s) with a SHISRCNet of the same SR width.
+Engine and ceiling use the engine's tile and batch sizes for the device unless given
+(``--tile``, ``--batch``); (c) and (d) use their usual 256 px tiles (``--baseline-tile``).
 
 ``--compile`` compiles both the ceiling's model and the engine's (``--cuda-graphs`` adds
 CUDA graphs to the engine's); ``--batch-sweep 1,4,16`` also measures ceiling and engine at
@@ -36,7 +38,11 @@ import torch
 
 from napari_shisrcnet import api
 from napari_shisrcnet.engine.inference import TileModel, resolve_device
-from napari_shisrcnet.engine.super_resolution import DEFAULT_HALO_PX
+from napari_shisrcnet.engine.super_resolution import (
+    DEFAULT_HALO_PX,
+    default_batch_size,
+    default_sr_tile_px,
+)
 from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
 from napari_shisrcnet.io.synthetic import write_synthetic_slide
 from napari_shisrcnet.model import SHISRCNet, SRMFENet
@@ -145,14 +151,30 @@ def classification(slide_path, device, channels, batch_size):
     return int(result.tissue.sum()) / (time.perf_counter() - start)
 
 
+def sweep_point(args, device, model, speed, image, grid, slide_path, workdir, size) -> dict:
+    batch = np.stack([read_window(image, t.window) for t in grid.tiles()[:size]])
+    ceiling_mpps = ceiling(
+        SRMFENet(scale=args.scale), device, batch, args.tile, args.scale, args.repeats, args.compile
+    )
+    tile_model = TileModel(model, device, identity="bench", **speed)
+    engine_mpps = engine(slide_path, workdir / "out", tile_model, args.tile, args.halo, size)
+    return {
+        "batch_size": size,
+        "ceiling_mpps": ceiling_mpps,
+        "engine_mpps": engine_mpps,
+        "engine_vs_ceiling": engine_mpps / ceiling_mpps,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument(
-        "--size", type=int, default=512, help="LR image side (a multiple of --tile)"
+        "--size", type=int, default=512, help="LR image side (a multiple of the tile)"
     )
     parser.add_argument("--scale", type=int, default=2)
-    parser.add_argument("--tile", type=int, default=256)
+    parser.add_argument("--tile", type=int, help="engine tile (default: the device's)")
+    parser.add_argument("--baseline-tile", type=int, default=256, help="naive and MONAI tile")
     parser.add_argument("--halo", type=int, default=DEFAULT_HALO_PX)
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
@@ -162,18 +184,21 @@ def main() -> None:
     parser.add_argument("--skip-classification", action="store_true")
     args = parser.parse_args()
 
-    if args.size % args.tile:
-        parser.error("--size must be a multiple of --tile, so ceiling and engine do the same work")
     device = resolve_device(args.device)
     torch.manual_seed(0)
     model = SRMFENet(scale=args.scale)
+    speed = {"compile": args.compile, "cuda_graphs": args.cuda_graphs}
+    tile_model = TileModel(model, device, identity="bench", **speed)
+    args.tile = args.tile or default_sr_tile_px(tile_model)
+    if args.size % args.tile:
+        parser.error(
+            "--size must be a multiple of the tile, so ceiling and engine do the same work"
+        )
     workdir = Path(tempfile.mkdtemp(prefix="shisrcnet-bench-"))
     slide_path = write_synthetic_slide(workdir / "slide.tif", (args.size, args.size), mpp=0.5)
     image = np.asarray(api.open_slide(slide_path).levels[0])
-    speed = {"compile": args.compile, "cuda_graphs": args.cuda_graphs}
-    tile_model = TileModel(model, device, identity="bench", **speed)
     grid = TileGrid(Region.whole(image.shape[:2]), args.tile, args.halo)
-    batch_size = args.batch or (4 if device.type == "cpu" else 32)
+    batch_size = args.batch or default_batch_size(tile_model, grid.window_shape)
     tiles = np.stack([read_window(image, t.window) for t in grid.tiles()[:batch_size]])
 
     results = {
@@ -184,6 +209,7 @@ def main() -> None:
         "scale": args.scale,
         "tile_px": args.tile,
         "halo_px": args.halo,
+        "baseline_tile_px": args.baseline_tile,
         "batch_size": batch_size,
         "compiled": args.compile,
         "cuda_graphs": args.cuda_graphs,
@@ -194,8 +220,8 @@ def main() -> None:
     results["engine_mpps"] = engine(
         slide_path, workdir / "out", tile_model, args.tile, args.halo, batch_size
     )
-    results["naive_mpps"] = naive(model, device, image, args.tile, args.scale)
-    results["monai_mpps"] = monai(model, device, image, args.tile, args.scale)
+    results["naive_mpps"] = naive(model, device, image, args.baseline_tile, args.scale)
+    results["monai_mpps"] = monai(model, device, image, args.baseline_tile, args.scale)
     results["engine_vs_ceiling"] = results["engine_mpps"] / results["ceiling_mpps"]
     results["engine_vs_naive"] = results["engine_mpps"] / results["naive_mpps"]
     results["engine_vs_monai"] = (
@@ -203,34 +229,18 @@ def main() -> None:
     )
     sweep = []
     for size in [int(b) for b in args.batch_sweep.split(",") if b]:
-        batch = np.stack([read_window(image, t.window) for t in grid.tiles()[:size]])
-        row = {
-            "batch_size": size,
-            "ceiling_mpps": ceiling(
-                SRMFENet(scale=args.scale),
-                device,
-                batch,
-                args.tile,
-                args.scale,
-                args.repeats,
-                args.compile,
-            ),
-            "engine_mpps": engine(
-                slide_path,
-                workdir / "out",
-                TileModel(model, device, identity="bench", **speed),
-                args.tile,
-                args.halo,
-                size,
-            ),
-        }
-        row["engine_vs_ceiling"] = row["engine_mpps"] / row["ceiling_mpps"]
+        try:
+            row = sweep_point(args, device, model, speed, image, grid, slide_path, workdir, size)
+        except torch.OutOfMemoryError:  # a sweep past the device's memory: note it, go on
+            row = {"batch_size": size, "ceiling_mpps": None, "engine_mpps": None}
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
         sweep.append({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
         print(json.dumps(sweep[-1]), file=sys.stderr)
     if sweep:
         results["batch_sweep"] = sweep
     if not args.skip_classification:
-        results["classification_tiles_per_s"] = classification(slide_path, device, 64, batch_size)
+        results["classification_tiles_per_s"] = classification(slide_path, device, 64, None)
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         results["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20

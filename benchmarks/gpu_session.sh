@@ -16,9 +16,14 @@ fi
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.csv"
 "$python" -c "import torch, dask, zarr, ome_zarr, imagecodecs; print(torch.__version__)"
-# Eager engine (the default) with a batch sweep, then everything compiled.
-timeout 240 "$python" benchmarks/bench_tiling.py --device cuda --size 4096 \
-    --batch-sweep 4,8,16,32,64 > "$out/bench-eager.json" 2> "$out/bench-eager.err" || true
-timeout 300 "$python" benchmarks/bench_tiling.py --device cuda --size 4096 --compile \
-    --batch-sweep 16,32,64 > "$out/bench-compiled.json" 2> "$out/bench-compiled.err" || true
+# The host side alone (writing + pyramid) on this machine's cores: what can feed the GPU.
+timeout 60 "$python" benchmarks/write_throughput.py --side 16384 --repeats 1 \
+    > "$out/write-throughput.json" 2> "$out/write-throughput.err" || true
+# Eager engine (the default: 512 px tiles, batch from free memory) with a batch sweep, then
+# compiled (one batch size: each size is a compile). 8192 px LR: 256 tiles, several batches.
+timeout 200 "$python" benchmarks/bench_tiling.py --device cuda --size 8192 \
+    --batch-sweep 8,16,32,64 > "$out/bench-eager.json" 2> "$out/bench-eager.err" || true
+timeout 240 "$python" benchmarks/bench_tiling.py --device cuda --size 8192 --compile \
+    --repeats 2 --skip-classification > "$out/bench-compiled.json" \
+    2> "$out/bench-compiled.err" || true
 ls -l "$out"

@@ -71,12 +71,23 @@ def test_predict_on_a_local_cluster_from_the_command_line(tmp_path, pyramid_tiff
     ]
 
 
-def test_tile_and_batch_sizes_are_chosen_for_the_workers_device(tiny_checkpoint):
-    # The client may have no GPU: a worker picks what its device suits (here: the CPU's).
-    from napari_shisrcnet.cluster import _worker_defaults
+def test_tiling_and_batching_left_unset_match_a_single_run(
+    tmp_path, pyramid_tiff, tiny_checkpoint, client
+):
+    # Chosen on a worker when the result is prepared (the client may have no GPU): the
+    # same tile and batch sizes as a single run on the workers' device records.
+    from napari_shisrcnet.cluster import process_slides
 
-    bicubic = ("bicubic", "cpu", 2, False, False)
-    assert _worker_defaults(bicubic, {"tile_px": None}) == {"tile_px": 256, "batch_size": 1}
-    assert _worker_defaults(bicubic, {"tile_px": 96}) == {"tile_px": 96, "batch_size": 1}
-    shisrcnet = (str(tiny_checkpoint), "cpu", None, False, False)
-    assert _worker_defaults(shisrcnet, {"super_resolution": False}) == {"batch_size": 8}
+    region = api.Region(0, 0, 300, 520)
+    single = api.process_slide(
+        pyramid_tiff, tmp_path / "single", tiny_checkpoint, region=region, device="cpu"
+    )
+    [spread] = process_slides(
+        [pyramid_tiff], tmp_path / "cluster", str(tiny_checkpoint), client, "cpu", region=region
+    )
+    a, b = (
+        zarr.open_group(r.zarr_path, mode="r").attrs["napari_shisrcnet"] for r in (single, spread)
+    )
+    assert a["signature"]["sr_tile_px"] == b["signature"]["sr_tile_px"] == 256
+    assert a["sr_batch_size"] == b["sr_batch_size"] == 1
+    assert a["classification_batch_size"] == b["classification_batch_size"] == 8

@@ -151,11 +151,24 @@ def test_cancel_then_resume_equals_an_uninterrupted_run(tmp_path, pyramid_tiff, 
     sr_events = [e for e in computed if e.stage == "SR tiles"]
     assert sr_events[0].done > 4  # finished batches were not recomputed
     a, b = (zarr.open_group(r.zarr_path, mode="r") for r in (clean, resumed))
-    for path in ("0", "1", "tile_probabilities", "labels/tile_classes/0"):
+    levels = [d["path"] for d in a.attrs["multiscales"][0]["datasets"]]
+    assert len(levels) == 3
+    for path in (*levels, "tile_probabilities", "labels/tile_classes/0"):
         np.testing.assert_array_equal(a[path][:], b[path][:])
     assert clean.csv_path.read_text() == resumed.csv_path.read_text()
     again = _run(tmp_path / "resumed", tiny_checkpoint)
     assert again.resumed_complete and again.summary == resumed.summary
+
+
+def test_a_result_resumes_with_its_own_tile_size_when_none_is_given(tmp_path, pyramid_tiff):
+    # E.g. started on a GPU (512 px tiles), finished on a CPU (default 256 px).
+    options = dict(region=api.Region(0, 0, 200, 300), classification=False)
+    first = api.process_slide(pyramid_tiff, tmp_path, "bicubic", tile_px=96, **options)
+    again = api.process_slide(pyramid_tiff, tmp_path, "bicubic", **options)
+    assert again.resumed_complete and again.summary == first.summary
+    fresh = api.process_slide(pyramid_tiff, tmp_path, "bicubic", overwrite=True, **options)
+    signature = zarr.open_group(fresh.zarr_path, mode="r").attrs["napari_shisrcnet"]["signature"]
+    assert not fresh.resumed_complete and signature["sr_tile_px"] == 256  # the CPU's default
 
 
 def test_missing_input_writes_nothing(tmp_path):

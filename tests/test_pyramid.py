@@ -118,3 +118,11 @@ def test_a_single_level_image_has_no_pyramid(tmp_path):
     store.image_level0((100, 120), chunk_px=64)
     assert store.finish_image(1.0, (0.0, 0.0), None, "small") == 1
     assert list(zarr.open_group(tmp_path / "out.ome.zarr", mode="r").array_keys()) == ["0"]
+
+
+def test_announcing_chunks_to_a_closed_builder_fails_instead_of_hanging(store, image):
+    pyramid = store.pyramid_builder()
+    pyramid.close()  # e.g. the run was cancelled while a writer thread still finished a tile
+    _write_tiles(store, image, pyramid, _corners()[:8], threads=1)
+    with pytest.raises(RuntimeError, match="shutdown"):
+        pyramid.finish()

@@ -92,7 +92,7 @@ def test_batches_are_written_concurrently_by_the_writer_threads():
     # The same write with a single writer thread never finds a partner.
     with pytest.raises(threading.BrokenBarrierError):
         lonely = _pairing_write(0.2, [], set())
-        run_batches(batches[:1], _read, lambda w: w, lonely, writer_threads=1)
+        run_batches(batches[:4], _read, lambda w: w, lonely, writer_threads=1)
 
 
 def test_reader_errors_reach_the_caller():

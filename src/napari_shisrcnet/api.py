@@ -206,6 +206,13 @@ class SlideResult:
     resumed_complete: bool = False
 
 
+def _sr_tile_px(result_path: Path, tile_model: TileModel, overwrite: bool) -> int:
+    """The tile size an existing result was started with (so it resumes, even on another
+    device or from a cluster's finishing task), else the one that suits the device."""
+    recorded = None if overwrite else ResultStore.recorded_signature(result_path)
+    return (recorded or {}).get("sr_tile_px") or default_sr_tile_px(tile_model)
+
+
 def _signature(slide: Slide, level, region, tile_model, sr, classify, tile_px, halo_px, cls_px):
     path = slide.metadata.path
     stat = path.stat() if path.exists() else None
@@ -397,10 +404,10 @@ def process_slide(
     with _as_slide(path) as slide:
         region = _checked_level_and_region(slide, level, region)
         cls_px = classification_tile_px or default_classification_tile_px(tile_model)
-        tile_px = tile_px or default_sr_tile_px(tile_model)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         stem = slide.metadata.path.name.split(".")[0]
+        tile_px = tile_px or _sr_tile_px(out_dir / f"{stem}.ome.zarr", tile_model, overwrite)
         signature = _signature(
             slide,
             level,

@@ -28,9 +28,20 @@ import numpy as np
 from .host_memory import PeriodicTrim
 from .tiling import Tile
 
-#: One writer thread compresses ~160 output MP/s of SR tiles (zstd, 2-core runner;
-#: benchmarks/write_throughput.py); a GPU computes 250-540, so writing is spread out.
-DEFAULT_WRITER_THREADS = min(4, os.cpu_count() or 1)
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, where the OS tells)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+#: One writer thread wrote ~145-160 output MP/s of SR tiles in 512 px chunks on the 2-core
+#: runner (benchmarks/write_throughput.py); a GPU computes 250-540, so writing is spread out.
+DEFAULT_WRITER_THREADS = min(4, available_cores())
+#: Batches between compute and written (queued, or held by a writer thread): bounds the
+#: results held in host memory and the batches in flight on a GPU.
+MAX_BATCHES_IN_FLIGHT = 5
 
 
 class RunCancelled(Exception):
@@ -102,14 +113,14 @@ class _Writers:
 
     def __init__(self, write: Callable[[Batch, np.ndarray], None], threads: int) -> None:
         self.write = write
-        # A queued result may be a pending device batch: the queue bound also bounds
-        # the batches in flight on the device, and the results held in memory.
-        self.jobs: queue.Queue = queue.Queue(maxsize=4)
+        threads = max(1, threads)
+        # A queued result may be a pending device batch; each thread holds one more.
+        self.jobs: queue.Queue = queue.Queue(maxsize=max(1, MAX_BATCHES_IN_FLIGHT - threads))
         self.error: BaseException | None = None
         self.trim = PeriodicTrim()  # freed tile buffers back to the OS: flat peak RSS
         self.threads = [
             threading.Thread(target=self._work, name=f"shisrcnet-writer-{i}", daemon=True)
-            for i in range(max(1, threads))
+            for i in range(threads)
         ]
         for thread in self.threads:
             thread.start()

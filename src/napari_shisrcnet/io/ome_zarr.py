@@ -80,6 +80,14 @@ class ResultStore:
         self._log_dir.mkdir(exist_ok=True)
         self._log_lock = threading.Lock()  # batches are logged by several writer threads
 
+    @staticmethod
+    def recorded_signature(path: str | os.PathLike) -> dict | None:
+        """The signature of the result at ``path``, or None if there is none of ours."""
+        try:
+            return dict(zarr.open_group(path, mode="r").attrs[ATTRIBUTE_KEY])["signature"]
+        except Exception:
+            return None
+
     def _existing_attributes(self) -> dict | None:
         if not self.path.exists():
             return None

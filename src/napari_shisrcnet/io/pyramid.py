@@ -14,7 +14,6 @@ pixels per thread, whatever the slide size.
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,9 +21,10 @@ import numpy as np
 import zarr
 
 from ..engine.host_memory import PeriodicTrim
+from ..engine.runner import available_cores
 
 PYRAMID_MIN_SIDE_PX = 256
-PYRAMID_THREADS = min(4, os.cpu_count() or 1)
+PYRAMID_THREADS = min(4, available_cores())
 
 
 def halve(pixels: np.ndarray) -> np.ndarray:
@@ -92,8 +92,18 @@ class PyramidBuilder:
             self._waiting[above][target] -= 1
             if self._waiting[above][target] != 0:
                 return
+        self._submit(above, target)
+
+    def _submit(self, level: int, target: tuple[int, int]) -> None:
+        with self._lock:
             self._in_flight += 1
-        self._pool.submit(self._build, above, target)
+        try:
+            self._pool.submit(self._build, level, target)
+        except BaseException as error:  # e.g. the pool was closed, or Python is exiting
+            self.error = self.error or error
+            with self._lock:
+                self._in_flight -= 1
+                self._lock.notify_all()
 
     def level0_written(self, y: int, x: int) -> None:
         """The level-0 chunk starting at pixel (y, x) holds its final pixels."""
@@ -142,8 +152,7 @@ class PyramidBuilder:
                         continue  # built meanwhile, once its last source was
                     with self._lock:
                         self._waiting[level][target] = 0  # sources are final: built now
-                        self._in_flight += 1
-                    self._pool.submit(self._build, level, tuple(int(i) for i in target))
+                    self._submit(level, (int(target[0]), int(target[1])))
                 self.wait()
             if self.error is not None:
                 raise self.error
