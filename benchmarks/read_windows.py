@@ -4,8 +4,8 @@ Compares, on the same synthetic slide in one run: (a) a dask array over tifffile
 store, a task graph per window and no tile cache (how the engine read before), (b) the
 slide's dask level (same, but over the decoded-tile cache), (c) the slide's RGBLevel read
 directly (what the engine reads now); and decoding the whole level once as a reference.
-Windows: SR (256 px cores + 32 px halo) and classification (192 px, no halo), read
-by the engine's 4 reader threads in the engine's tile order.
+Windows: SR (256 px cores + 32 px halo; 512 px cores, the CUDA default) and
+classification (192 px, no halo), read by the engine's 4 reader threads in its tile order.
 
     python benchmarks/read_windows.py [--side 4096] [--file-tile-px 512]
 """
@@ -68,7 +68,8 @@ def main() -> None:
         started = time.perf_counter()
         tifffile.imread(path)
         results = {"decode_whole_level_mpps": args.side**2 / 1e6 / (time.perf_counter() - started)}
-        for name, tile_px, halo_px in (("sr", 256, 32), ("classification", 192, 0)):
+        kinds = (("sr", 256, 32), ("sr_gpu_tiles", 512, 32), ("classification", 192, 0))
+        for name, tile_px, halo_px in kinds:
             grid = TileGrid(Region(0, 0, args.side, args.side), tile_px, halo_px)
             tiles = grid.tiles_in_bands()  # the engine's reading order
             for method in ("before", "dask_level", "rgb_level"):
