@@ -280,7 +280,7 @@ def _write_sr(job: _SlideJob) -> tuple[float, PyramidBuilder | None]:
     """SR tiles into level 0; the pyramid grows behind them (a shard's is built at finish)."""
     _prepare(job, super_resolution=True)
     store, region, scale, shard = job.store, job.region, job.tile_model.scale, job.shard
-    level0 = store.group["0"]
+    level0 = store.image_level(0)
     pyramid = store.pyramid_builder() if shard is None else None
 
     def write_core(tile: Tile, core: np.ndarray) -> None:

@@ -36,7 +36,7 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
-#: One writer thread wrote ~145-160 output MP/s of SR tiles in 512 px chunks on the 2-core
+#: One writer thread wrote ~106 output MP/s of SR tiles in 512 px chunks on the 2-core
 #: runner (benchmarks/write_throughput.py); a GPU computes 250-540, so writing is spread out.
 DEFAULT_WRITER_THREADS = min(4, available_cores())
 #: Batches between compute and written (queued, or held by a writer thread): bounds the

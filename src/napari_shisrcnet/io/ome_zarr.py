@@ -137,10 +137,20 @@ class ResultStore:
             log.write(f"{index}\n")
 
     # -- image ----------------------------------------------------------------------
+    def image_level(self, level: int) -> zarr.Array:
+        """Image level ``level``, opened for fast writing.
+
+        zarr opens an existing array with ``write_empty_chunks=False``: every chunk write
+        then first checks whether it holds only the fill value, which made writing a
+        1024 px chunk 4x slower (18 vs 4.5 ms). Our chunks are written once and are almost
+        never empty, so the check only costs.
+        """
+        return self.group[str(level)].with_config({"write_empty_chunks": True})
+
     def image_level0(self, shape_yx: tuple[int, int], chunk_px: int) -> zarr.Array:
         """The full-resolution (3, Y, X) uint8 array, created once, chunked per tile."""
         if "0" in self.group:
-            return self.group["0"]
+            return self.image_level(0)
         return self.group.create_array(
             "0",
             shape=(3, *shape_yx),
@@ -152,7 +162,7 @@ class ResultStore:
 
     def pyramid_builder(self) -> PyramidBuilder:
         """A builder for levels 1.. of the image (created here, chunked like level 0)."""
-        level0 = self.group["0"]
+        level0 = self.image_level(0)
         levels, (height, width) = [level0], level0.shape[1:]
         for level in range(1, pyramid_level_count((height, width))):
             height, width = (height + 1) // 2, (width + 1) // 2
@@ -165,7 +175,7 @@ class ResultStore:
                     fill_value=0,
                     config={"write_empty_chunks": True},
                 )
-            levels.append(self.group[str(level)])
+            levels.append(self.image_level(level))
         return PyramidBuilder(levels)
 
     def finish_image(
