@@ -91,3 +91,60 @@ def test_tiling_and_batching_left_unset_match_a_single_run(
     assert a["signature"]["sr_tile_px"] == b["signature"]["sr_tile_px"] == 256
     assert a["sr_batch_size"] == b["sr_batch_size"] == 1
     assert a["classification_batch_size"] == b["classification_batch_size"] == 8
+
+
+def test_tiling_left_unset_is_chosen_on_a_worker_not_the_client(
+    tmp_path, pyramid_tiff, tiny_checkpoint, client
+):
+    # Workers whose device calls for 128 px tiles (as a GPU's does for 512): the result
+    # records theirs, whatever the client's device would pick.
+    import napari_shisrcnet.api as worker_api
+
+    def set_worker_tile(tile_px):
+        original = getattr(worker_api, "_original_default_sr_tile_px", None)
+        if original is None:
+            original = worker_api._original_default_sr_tile_px = worker_api.default_sr_tile_px
+        worker_api.default_sr_tile_px = (lambda model: tile_px) if tile_px else original
+
+    from napari_shisrcnet.cluster import process_slides
+
+    client.run(set_worker_tile, 128)
+    try:
+        [spread] = process_slides(
+            [pyramid_tiff], tmp_path, "bicubic", client, "cpu", classification=False
+        )
+    finally:
+        client.run(set_worker_tile, None)
+    state = zarr.open_group(spread.zarr_path, mode="r").attrs["napari_shisrcnet"]
+    assert state["signature"]["sr_tile_px"] == 128 and state["complete"]
+
+
+def test_a_foreign_output_folder_is_refused_with_its_own_error(tmp_path, pyramid_tiff, client):
+    # Raised on the worker that prepares the result, it must reach the client (and the CLI's
+    # one-line error) as itself, and nothing in the folder is touched.
+    from napari_shisrcnet.cluster import process_slides
+    from napari_shisrcnet.io.ome_zarr import ResultError
+
+    foreign = tmp_path / "synthetic.ome.zarr"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(ResultError, match="not a napari-shisrcnet result"):
+        process_slides(
+            [pyramid_tiff], tmp_path, "bicubic", client, "cpu", classification=False, overwrite=True
+        )
+    assert (foreign / "notes.txt").read_text() == "mine"
+
+
+def test_a_retried_prepare_never_overwrites_its_own_run(tmp_path, pyramid_tiff):
+    # dask reruns a task whose worker died: the shards' work must survive the second prepare.
+    from napari_shisrcnet.cluster import _prepare
+
+    key = ("bicubic", "cpu", 2, False, False)
+    options = {"classification": False, "region": api.Region(0, 0, 200, 300)}
+    _prepare(pyramid_tiff, tmp_path, key, options, True, "run-1")
+    shard_log = tmp_path / "synthetic.ome.zarr" / ".shisrcnet" / "sr-shard0.done"
+    shard_log.write_text("0\n")
+    _prepare(pyramid_tiff, tmp_path, key, options, True, "run-1")  # the retry
+    assert shard_log.read_text() == "0\n"
+    _prepare(pyramid_tiff, tmp_path, key, options, True, "run-2")  # a new run overwrites
+    assert not shard_log.exists()

@@ -9,7 +9,7 @@ import zarr
 from conftest import CMU_SVS, needs_cmu_svs
 from napari_shisrcnet import api
 from napari_shisrcnet.engine.runner import CancelToken, RunCancelled
-from napari_shisrcnet.io.ome_zarr import ResultError
+from napari_shisrcnet.io.ome_zarr import ResultError, write_rgb_tile
 from napari_shisrcnet.io.pyramid import halve
 from napari_shisrcnet.io.slides import SlideError
 
@@ -169,6 +169,20 @@ def test_a_result_resumes_with_its_own_tile_size_when_none_is_given(tmp_path, py
     fresh = api.process_slide(pyramid_tiff, tmp_path, "bicubic", overwrite=True, **options)
     signature = zarr.open_group(fresh.zarr_path, mode="r").attrs["napari_shisrcnet"]["signature"]
     assert not fresh.resumed_complete and signature["sr_tile_px"] == 256  # the CPU's default
+
+
+def test_sr_tiles_are_written_without_zarrs_empty_chunk_check(tmp_path, pyramid_tiff, monkeypatch):
+    # zarr reopens arrays with that check on (1.5-2x slower writes); level 0 must not have it.
+    levels = []
+
+    def spy(level, y, x, pixels):
+        levels.append(level.config.write_empty_chunks)
+        write_rgb_tile(level, y, x, pixels)
+
+    monkeypatch.setattr(api, "write_rgb_tile", spy)
+    region = api.Region(0, 0, 200, 300)
+    api.process_slide(pyramid_tiff, tmp_path, "bicubic", region=region, classification=False)
+    assert levels and all(levels)
 
 
 def test_missing_input_writes_nothing(tmp_path):

@@ -1,4 +1,5 @@
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -235,3 +236,23 @@ def test_compiled_batch_padding_is_kept_per_module_and_tile_shape():
     assert len(model._fixed_batch(np.zeros((2, 6, 6, 3), np.uint8), sr)) == 2  # another shape
     model.max_batch = 4  # after an out-of-memory split
     assert len(model._fixed_batch(tiles[:3], sr)) == 4
+
+
+@pytest.mark.parametrize("writer_threads", [1, 2, 4])
+def test_at_most_six_computed_batches_wait_to_be_written(writer_threads):
+    tiles = TileGrid(Region(0, 0, 100, 100), tile_px=10).tiles()  # 100 tiles
+    waiting, peak, lock = [0], [0], threading.Lock()
+
+    def compute(windows):
+        with lock:
+            waiting[0] += 1
+            peak[0] = max(peak[0], waiting[0])
+        return windows[:, 0, 0, 0]
+
+    def slow_write(batch, out):
+        time.sleep(0.01)  # writing is the bottleneck: batches pile up if nothing bounds them
+        with lock:
+            waiting[0] -= 1
+
+    run_batches(make_batches(tiles, 2), _read, compute, slow_write, writer_threads=writer_threads)
+    assert 2 <= peak[0] <= 6

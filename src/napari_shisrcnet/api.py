@@ -206,11 +206,17 @@ class SlideResult:
     resumed_complete: bool = False
 
 
+def result_stem(path: str | os.PathLike) -> str:
+    """``slide.ome.tiff`` -> ``slide``: results are ``OUT/<stem>.ome.zarr``, ``.tiles.csv``..."""
+    return Path(path).name.split(".")[0]
+
+
 def _sr_tile_px(result_path: Path, tile_model: TileModel, overwrite: bool) -> int:
     """The tile size an existing result was started with (so it resumes, even on another
     device or from a cluster's finishing task), else the one that suits the device."""
-    recorded = None if overwrite else ResultStore.recorded_signature(result_path)
-    return (recorded or {}).get("sr_tile_px") or default_sr_tile_px(tile_model)
+    recorded = None if overwrite else ResultStore.recorded_state(result_path)
+    signature = (recorded or {}).get("signature") or {}
+    return signature.get("sr_tile_px") or default_sr_tile_px(tile_model)
 
 
 def _signature(slide: Slide, level, region, tile_model, sr, classify, tile_px, halo_px, cls_px):
@@ -406,7 +412,7 @@ def process_slide(
         cls_px = classification_tile_px or default_classification_tile_px(tile_model)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        stem = slide.metadata.path.name.split(".")[0]
+        stem = result_stem(slide.metadata.path)
         tile_px = tile_px or _sr_tile_px(out_dir / f"{stem}.ome.zarr", tile_model, overwrite)
         signature = _signature(
             slide,

@@ -14,11 +14,14 @@ workers that finish one slide's shards start on the next slide.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from . import api
+from .io.ome_zarr import ResultStore
 
 _WORKER_MODELS: dict[tuple, api.TileModel] = {}
+_RUN_ID_KEY = "cluster_run_id"
 
 
 def _model(spec, device, scale, compile=False, cuda_graphs=False) -> api.TileModel:
@@ -31,12 +34,20 @@ def _model(spec, device, scale, compile=False, cuda_graphs=False) -> api.TileMod
     return _WORKER_MODELS[key]
 
 
-def _prepare(path, out_dir, model_key, options, overwrite):
+def _prepare(path, out_dir, model_key, options, overwrite, run_id):
     """Create the result on a worker: tile and batch sizes left unset are recorded as the
-    workers' device suits (the client may have no GPU); every later process reads them."""
+    workers' device suits (the client may have no GPU); every later process reads them.
+
+    ``run_id`` marks the result: if dask runs this task again (its worker died after
+    shards started), ``overwrite`` must not delete what those shards wrote.
+    """
+    result_path = Path(out_dir) / f"{api.result_stem(path)}.ome.zarr"
+    recorded = ResultStore.recorded_state(result_path) or {}
+    overwrite = overwrite and recorded.get(_RUN_ID_KEY) != run_id
     api.process_slide(
         path, out_dir, _model(*model_key), prepare_only=True, overwrite=overwrite, **options
     )
+    ResultStore.record(result_path, _RUN_ID_KEY, run_id)
 
 
 def _run_shard(path, out_dir, model_key, options, shard, _prepared):
@@ -69,9 +80,12 @@ def process_slides(
     n_workers = max(1, len(client.scheduler_info()["workers"]))
     overwrite = options.pop("overwrite", False)  # only when preparing: never under a worker
     model_key = (str(spec), device, scale, compile, cuda_graphs)
+    run_id = uuid.uuid4().hex
     finished = []
     for path in map(Path, paths):
-        prepared = client.submit(_prepare, path, out_dir, model_key, options, overwrite, pure=False)
+        prepared = client.submit(
+            _prepare, path, out_dir, model_key, options, overwrite, run_id, pure=False
+        )
         shards = [
             client.submit(
                 _run_shard, path, out_dir, model_key, options, (k, n_workers), prepared, pure=False

@@ -39,9 +39,10 @@ def available_cores() -> int:
 #: One writer thread wrote ~106 output MP/s of SR tiles in 512 px chunks on the 2-core
 #: runner (benchmarks/write_throughput.py); a GPU computes 250-540, so writing is spread out.
 DEFAULT_WRITER_THREADS = min(4, available_cores())
-#: Batches between compute and written (queued, or held by a writer thread): bounds the
-#: results held in host memory and the batches in flight on a GPU.
-MAX_BATCHES_IN_FLIGHT = 5
+#: Computed batches not yet written (queued, held by a writer thread, or being handed
+#: over by the compute thread), with up to 4 writer threads: bounds the results held in
+#: host memory and the batches in flight on a GPU.
+MAX_BATCHES_IN_FLIGHT = 6
 
 
 class RunCancelled(Exception):
@@ -114,8 +115,10 @@ class _Writers:
     def __init__(self, write: Callable[[Batch, np.ndarray], None], threads: int) -> None:
         self.write = write
         threads = max(1, threads)
-        # A queued result may be a pending device batch; each thread holds one more.
-        self.jobs: queue.Queue = queue.Queue(maxsize=max(1, MAX_BATCHES_IN_FLIGHT - threads))
+        # A queued result may be a pending device batch; each writer holds one more, and
+        # the compute thread one while it waits to queue it.
+        queued = max(1, MAX_BATCHES_IN_FLIGHT - threads - 1)
+        self.jobs: queue.Queue = queue.Queue(maxsize=queued)
         self.error: BaseException | None = None
         self.trim = PeriodicTrim()  # freed tile buffers back to the OS: flat peak RSS
         self.threads = [

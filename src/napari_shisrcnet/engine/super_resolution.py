@@ -45,6 +45,7 @@ def default_batch_size(tile_model: TileModel, window_shape: tuple[int, int]) -> 
         return 1
     import torch
 
+    torch.cuda.empty_cache()  # what torch holds from an earlier run counts as free here
     free_bytes, _ = torch.cuda.mem_get_info(tile_model.device)
     output_px = window_shape[0] * window_shape[1] * tile_model.scale**2
     # ~ 8 live 64-channel fp16 activations per output pixel (measured peak: see benchmarks/).

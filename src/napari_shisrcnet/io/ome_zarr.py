@@ -81,26 +81,34 @@ class ResultStore:
         self._log_lock = threading.Lock()  # batches are logged by several writer threads
 
     @staticmethod
-    def recorded_signature(path: str | os.PathLike) -> dict | None:
-        """The signature of the result at ``path``, or None if there is none of ours."""
+    def recorded_state(path: str | os.PathLike) -> dict | None:
+        """What the result at ``path`` records (signature, batching, ...), or None if
+        there is no result of ours there."""
         try:
-            return dict(zarr.open_group(path, mode="r").attrs[ATTRIBUTE_KEY])["signature"]
+            return dict(zarr.open_group(path, mode="r").attrs[ATTRIBUTE_KEY])
         except Exception:
             return None
+
+    @staticmethod
+    def record(path: str | os.PathLike, key: str, value) -> None:
+        """Record ``key: value`` in the state of the existing result at ``path``."""
+        group = zarr.open_group(path, mode="r+")
+        group.attrs[ATTRIBUTE_KEY] = {**group.attrs[ATTRIBUTE_KEY], key: value}
 
     def _existing_attributes(self) -> dict | None:
         if not self.path.exists():
             return None
-        try:
-            return dict(zarr.open_group(self.path, mode="r").attrs)[ATTRIBUTE_KEY]
-        except Exception:
-            if self.path.is_dir() and not any(self.path.iterdir()):
-                self.path.rmdir()  # an empty folder holds nothing to lose
-                return None
-            raise ResultError(
-                f"{self.path} exists and is not a napari-shisrcnet result; "
-                "choose another output folder"
-            ) from None
+        attributes = self.recorded_state(self.path)
+        if attributes is not None:
+            return attributes
+        if self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()  # an empty folder holds nothing to lose
+            return None
+        # Raised outside any except block: no zarr error rides along (a dask worker could
+        # not send that back, and the CLI would show a traceback instead of this line).
+        raise ResultError(
+            f"{self.path} exists and is not a napari-shisrcnet result; choose another output folder"
+        )
 
     @property
     def complete(self) -> bool:
@@ -141,9 +149,9 @@ class ResultStore:
         """Image level ``level``, opened for fast writing.
 
         zarr opens an existing array with ``write_empty_chunks=False``: every chunk write
-        then first checks whether it holds only the fill value, which made writing a
-        1024 px chunk 4x slower (18 vs 4.5 ms). Our chunks are written once and are almost
-        never empty, so the check only costs.
+        then first compares the chunk with the fill value, which made writing 1024 px
+        chunks of tissue 1.5-2x slower (benchmarks/write_throughput.py, performance.md).
+        Our chunks are written once and are almost never empty, so the check only costs.
         """
         return self.group[str(level)].with_config({"write_empty_chunks": True})
 
