@@ -16,11 +16,17 @@ H&E image, which compresses like SR output), without reading or a model, in one 
   the tiles as their chunks are written (the engine now), finished after the last tile.
 
     python benchmarks/write_throughput.py [--side 16384] [--image SVS] [--repeats 2]
+    python benchmarks/write_throughput.py --chunk-costs   # zarr's cost per chunk write
+
+``--chunk-costs`` instead times single chunk writes (ms per chunk) for 256, 512 and 1024 px
+chunks: into an array as created (empty-chunk check off) or as zarr reopens it (check on),
+handed a planar copy made per write (3, y, x) or a transposed (y, x, 3) view.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -105,13 +111,64 @@ def write_result(folder: Path, side: int, tiles, writer_threads: int, planar: bo
     }
 
 
+def chunk_costs(image_path: str | None, writes: int = 32, repeats: int = 3) -> dict:
+    """Median ms per chunk write for each chunk size, array handle and tile layout."""
+    costs = {}
+    for chunk in (256, 512, 1024):
+        tile = sr_like_tiles(image_path, chunk)[0]  # (y, x, 3)
+        layouts = {  # how each write hands the tile to zarr
+            "planar_copy": lambda t=tile: np.ascontiguousarray(t.transpose(2, 0, 1)),  # engine
+            "transposed_view": lambda t=tile: t.transpose(2, 0, 1),  # the engine before
+        }
+        folder = Path(tempfile.mkdtemp(prefix="chunk-costs-"))
+        try:
+            group = zarr.open_group(folder / "a.zarr", mode="w", zarr_format=2)
+            created = group.create_array(
+                "0",
+                shape=(3, chunk, chunk * writes),
+                chunks=(3, chunk, chunk),
+                dtype="uint8",
+                fill_value=0,
+                config={"write_empty_chunks": True},
+            )
+            handles = {"created": created, "reopened": group["0"]}
+            for (handle, array), (layout, planar) in itertools.product(
+                handles.items(), layouts.items()
+            ):
+                times = []
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    for i in range(writes):
+                        array[:, :, i * chunk : (i + 1) * chunk] = planar()
+                    times.append((time.perf_counter() - started) / writes * 1e3)
+                costs[f"{chunk}px_{handle}_{layout}_ms"] = round(float(np.median(times)), 2)
+        finally:
+            shutil.rmtree(folder)
+    return costs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--side", type=int, default=16384, help="output side in px")
     parser.add_argument("--image", help="RGB TIFF/SVS to take content from (default: skimage IHC)")
     parser.add_argument("--repeats", type=int, default=2, help="best of this many runs")
     parser.add_argument("--threads", default="1,2,4", help="writer threads, streaming")
+    parser.add_argument("--chunk-costs", action="store_true", help="time single chunk writes")
     args = parser.parse_args()
+    if args.chunk_costs:
+        costs = chunk_costs(args.image)
+        print(
+            json.dumps(
+                {
+                    "benchmark": "zarr chunk write cost",
+                    "zarr": zarr.__version__,
+                    "cpu_count": os.cpu_count(),
+                    **costs,
+                },
+                indent=2,
+            )
+        )
+        return
     tiles = {chunk: sr_like_tiles(args.image, chunk) for chunk in (512, 1024)}
     variants = [("before", 512, 1, False, False), ("planar", 512, 1, True, False)]
     variants += [("1024px-2-writers", 1024, 2, True, False)]

@@ -172,7 +172,7 @@ def test_a_result_resumes_with_its_own_tile_size_when_none_is_given(tmp_path, py
 
 
 def test_sr_tiles_are_written_without_zarrs_empty_chunk_check(tmp_path, pyramid_tiff, monkeypatch):
-    # zarr reopens arrays with that check on (1.5-2x slower writes); level 0 must not have it.
+    # zarr reopens arrays with that check on (1.5-2.3x slower writes); level 0 must not have it.
     levels = []
 
     def spy(level, y, x, pixels):

@@ -130,7 +130,7 @@ def test_announcing_chunks_to_a_closed_builder_fails_instead_of_hanging(store, i
 
 def test_levels_are_written_without_zarrs_empty_chunk_check(store):
     # zarr reopens arrays with write_empty_chunks=False, which compares every written chunk
-    # with the fill value first (1.5-4x slower writes); the engine's writes skip that.
+    # with the fill value first (1.5-2.3x slower writes); the engine's writes skip that.
     assert store.group["0"].config.write_empty_chunks is False  # zarr's default on reopening
     resumed = ResultStore(store.path, {"run": 1})
     assert resumed.image_level0(SHAPE, chunk_px=CHUNK).config.write_empty_chunks

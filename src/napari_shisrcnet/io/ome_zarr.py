@@ -35,8 +35,8 @@ _FORMAT = FormatV04()
 def write_rgb_tile(level: zarr.Array, y: int, x: int, pixels: np.ndarray) -> None:
     """Write (h, w, 3) pixels at (y, x) of a (3, Y, X) level.
 
-    Made planar and contiguous first: zarr encodes a transposed view of a 1024 px tile
-    ~2x slower than the copy costs (benchmarks/write_throughput.py).
+    Made planar and contiguous first: 10-25 % faster than handing zarr a transposed view,
+    copy included (``benchmarks/write_throughput.py --chunk-costs``).
     """
     height, width = pixels.shape[:2]
     level[:, y : y + height, x : x + width] = np.ascontiguousarray(pixels.transpose(2, 0, 1))
@@ -149,8 +149,8 @@ class ResultStore:
         """Image level ``level``, opened for fast writing.
 
         zarr opens an existing array with ``write_empty_chunks=False``: every chunk write
-        then first compares the chunk with the fill value, which made writing 1024 px
-        chunks of tissue 1.5-2x slower (benchmarks/write_throughput.py, performance.md).
+        then first compares the chunk with the fill value, which made chunk writes of
+        tissue 1.5-2.3x slower (``benchmarks/write_throughput.py --chunk-costs``).
         Our chunks are written once and are almost never empty, so the check only costs.
         """
         return self.group[str(level)].with_config({"write_empty_chunks": True})
