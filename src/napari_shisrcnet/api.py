@@ -206,9 +206,14 @@ class SlideResult:
     resumed_complete: bool = False
 
 
-def result_stem(path: str | os.PathLike) -> str:
+def _result_stem(path: str | os.PathLike) -> str:
     """``slide.ome.tiff`` -> ``slide``: results are ``OUT/<stem>.ome.zarr``, ``.tiles.csv``..."""
     return Path(path).name.split(".")[0]
+
+
+def result_zarr_path(out_dir: str | os.PathLike, slide_path: str | os.PathLike) -> Path:
+    """Where :func:`process_slide` writes the OME-Zarr result of ``slide_path``."""
+    return Path(out_dir) / f"{_result_stem(slide_path)}.ome.zarr"
 
 
 def _sr_tile_px(result_path: Path, tile_model: TileModel, overwrite: bool) -> int:
@@ -412,8 +417,9 @@ def process_slide(
         cls_px = classification_tile_px or default_classification_tile_px(tile_model)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        stem = result_stem(slide.metadata.path)
-        tile_px = tile_px or _sr_tile_px(out_dir / f"{stem}.ome.zarr", tile_model, overwrite)
+        stem = _result_stem(slide.metadata.path)
+        zarr_path = result_zarr_path(out_dir, slide.metadata.path)
+        tile_px = tile_px or _sr_tile_px(zarr_path, tile_model, overwrite)
         signature = _signature(
             slide,
             level,
@@ -425,7 +431,7 @@ def process_slide(
             halo_px,
             cls_px,
         )
-        store = ResultStore(out_dir / f"{stem}.ome.zarr", signature, overwrite=overwrite)
+        store = ResultStore(zarr_path, signature, overwrite=overwrite)
         result = SlideResult(store.path)
         if store.complete:
             result.summary, result.resumed_complete = store.summary, True

@@ -41,7 +41,7 @@ def _prepare(path, out_dir, model_key, options, overwrite, run_id):
     ``run_id`` marks the result: if dask runs this task again (its worker died after
     shards started), ``overwrite`` must not delete what those shards wrote.
     """
-    result_path = Path(out_dir) / f"{api.result_stem(path)}.ome.zarr"
+    result_path = api.result_zarr_path(out_dir, path)
     recorded = ResultStore.recorded_state(result_path) or {}
     overwrite = overwrite and recorded.get(_RUN_ID_KEY) != run_id
     api.process_slide(

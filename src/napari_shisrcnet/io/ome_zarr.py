@@ -155,12 +155,14 @@ class ResultStore:
         """
         return self.group[str(level)].with_config({"write_empty_chunks": True})
 
-    def image_level0(self, shape_yx: tuple[int, int], chunk_px: int) -> zarr.Array:
-        """The full-resolution (3, Y, X) uint8 array, created once, chunked per tile."""
-        if "0" in self.group:
-            return self.image_level(0)
+    def _require_image_level(
+        self, level: int, shape_yx: tuple[int, int], chunk_px: int
+    ) -> zarr.Array:
+        """Image level ``level``, (3, Y, X) uint8, created on first use."""
+        if str(level) in self.group:
+            return self.image_level(level)
         return self.group.create_array(
-            "0",
+            str(level),
             shape=(3, *shape_yx),
             chunks=(3, chunk_px, chunk_px),
             dtype="uint8",
@@ -168,22 +170,17 @@ class ResultStore:
             config={"write_empty_chunks": True},
         )
 
+    def image_level0(self, shape_yx: tuple[int, int], chunk_px: int) -> zarr.Array:
+        """The full-resolution (3, Y, X) uint8 array, created once, chunked per tile."""
+        return self._require_image_level(0, shape_yx, chunk_px)
+
     def pyramid_builder(self) -> PyramidBuilder:
         """A builder for levels 1.. of the image (created here, chunked like level 0)."""
         level0 = self.image_level(0)
-        levels, (height, width) = [level0], level0.shape[1:]
+        levels, (height, width), chunk_px = [level0], level0.shape[1:], level0.chunks[1]
         for level in range(1, pyramid_level_count((height, width))):
             height, width = (height + 1) // 2, (width + 1) // 2
-            if str(level) not in self.group:
-                self.group.create_array(
-                    str(level),
-                    shape=(3, height, width),
-                    chunks=level0.chunks,
-                    dtype="uint8",
-                    fill_value=0,
-                    config={"write_empty_chunks": True},
-                )
-            levels.append(self.image_level(level))
+            levels.append(self._require_image_level(level, (height, width), chunk_px))
         return PyramidBuilder(levels)
 
     def finish_image(

@@ -147,12 +147,10 @@ class PyramidBuilder:
         try:
             self.wait()
             for level in range(1, len(self.levels)):
-                for target in zip(*np.nonzero(~self._built[level]), strict=True):
-                    if self._built[level][target]:
-                        continue  # built meanwhile, once its last source was
-                    with self._lock:
-                        self._waiting[level][target] = 0  # sources are final: built now
-                    self._submit(level, (int(target[0]), int(target[1])))
+                # Level L-1 is complete here (its builds ended with the last wait), and
+                # builds of level L only start builds of level L + 1.
+                for row, column in zip(*np.nonzero(~self._built[level]), strict=True):
+                    self._submit(level, (int(row), int(column)))
                 self.wait()
             if self.error is not None:
                 raise self.error
