@@ -43,7 +43,8 @@ from napari_shisrcnet.engine.super_resolution import (
     default_batch_size,
     default_sr_tile_px,
 )
-from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
+from napari_shisrcnet.engine.tiling import TileGrid, read_window
+from napari_shisrcnet.geometry import Region
 from napari_shisrcnet.io.synthetic import write_synthetic_slide
 from napari_shisrcnet.model import SHISRCNet, SRMFENet
 
@@ -83,7 +84,7 @@ def engine(slide_path, out_dir, tile_model, tile_px, halo_px, batch_size):
         out_dir,
         tile_model,
         classification=False,
-        tile_px=tile_px,
+        sr_tile_px=tile_px,
         halo_px=halo_px,
         batch_size=batch_size,
         overwrite=True,

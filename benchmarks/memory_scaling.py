@@ -4,7 +4,7 @@ For each side (default 5k, 20k, 40k px) a synthetic pyramidal JPEG TIFF is writt
 then a fresh process super-resolves its whole level 0 x2 into an OME-Zarr and reports
 its peak RSS. Flat peak RSS across sizes shows memory is bounded by the tiles in flight.
 ``--variants trim,no-trim`` also runs each size with the engine's periodic
-``malloc_trim`` switched off (the baseline for engine/host_memory.py), and every run
+``malloc_trim`` switched off (the baseline for host.py), and every run
 reports the time spent trimming.
 
     python benchmarks/memory_scaling.py [--sides 5000,20000,40000] [--variants trim,no-trim]
@@ -24,7 +24,7 @@ from pathlib import Path
 CHILD = """
 import json, resource, sys, time
 import napari_shisrcnet.api as api
-from napari_shisrcnet.engine import host_memory
+from napari_shisrcnet import host as host_memory
 trim_calls, trim_seconds = 0, 0.0
 def timed_trim(pad, _trim=host_memory._MALLOC_TRIM):
     global trim_calls, trim_seconds

@@ -20,8 +20,8 @@ import tempfile
 CHILD = """
 import json, resource, sys, time
 import dask.array as da, numpy as np
-from napari_shisrcnet.io.ome_zarr import ResultStore
-from napari_shisrcnet.io.pyramid import pyramid_level_count
+from napari_shisrcnet.results.pyramid import pyramid_level_count
+from napari_shisrcnet.results.store import ResultStore
 
 def dask_halve(store, source, path):  # the earlier implementation: one graph per level
     lazy = da.from_zarr(source)
@@ -34,7 +34,8 @@ def dask_halve(store, source, path):  # the earlier implementation: one graph pe
     return target
 
 variant, side, folder = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-store = ResultStore(folder, {"benchmark": side})
+store = ResultStore(folder)
+store.open({"benchmark": side})
 store.image_level0((side, side), 512)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 started = time.perf_counter()

@@ -24,7 +24,8 @@ import dask.array as da
 import tifffile
 import zarr
 
-from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
+from napari_shisrcnet.engine.tiling import TileGrid, read_window
+from napari_shisrcnet.geometry import Region
 from napari_shisrcnet.io.slides import open_slide
 from napari_shisrcnet.io.synthetic import write_synthetic_slide
 

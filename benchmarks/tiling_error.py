@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from napari_shisrcnet.engine.inference import TileModel
 from napari_shisrcnet.engine.super_resolution import array_core_writer, super_resolve_region
-from napari_shisrcnet.engine.tiling import Region
+from napari_shisrcnet.geometry import Region
 from napari_shisrcnet.io.slides import open_slide
 from napari_shisrcnet.model import SRMFENet, load_checkpoint
 

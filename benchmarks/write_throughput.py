@@ -40,8 +40,9 @@ import zarr
 from skimage import data, transform
 
 from napari_shisrcnet.engine.runner import make_batches, run_batches
-from napari_shisrcnet.engine.tiling import Region, TileGrid
-from napari_shisrcnet.io.ome_zarr import ResultStore, write_rgb_tile
+from napari_shisrcnet.engine.tiling import TileGrid
+from napari_shisrcnet.geometry import Region, physical_grid
+from napari_shisrcnet.results.store import ResultStore, write_rgb_tile
 
 
 def sr_like_tiles(image_path: str | None, chunk_px: int, count: int = 4) -> list[np.ndarray]:
@@ -68,7 +69,8 @@ def sr_like_tiles(image_path: str | None, chunk_px: int, count: int = 4) -> list
 def write_result(folder: Path, side: int, tiles, writer_threads: int, planar: bool, streaming):
     """Write a side x side result through the engine's runner and store; return timings."""
     chunk_px = tiles[0].shape[0]
-    store = ResultStore(folder / "bench.ome.zarr", {"benchmark": side})
+    store = ResultStore(folder / "bench.ome.zarr")
+    store.open({"benchmark": side})
     level0 = store.image_level0((side, side), chunk_px)
     reopened = store.group["0"]  # zarr's default: checks every chunk for emptiness first
     pyramid = store.pyramid_builder() if streaming else None
@@ -99,7 +101,7 @@ def write_result(folder: Path, side: int, tiles, writer_threads: int, planar: bo
         writer_threads=writer_threads,
     )
     written = time.perf_counter()
-    levels = store.finish_image(0.25, (0.0, 0.0), "micrometer", "bench", pyramid)
+    levels = store.finish_image(physical_grid(0.25), "bench", pyramid)
     finished = time.perf_counter()
     stored_mb = sum(f.stat().st_size for f in (folder / "bench.ome.zarr").rglob("*")) / 1e6
     return {

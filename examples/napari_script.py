@@ -13,6 +13,7 @@ import napari_shisrcnet as shisrcnet
 from napari_shisrcnet.io.synthetic import write_synthetic_slide
 from napari_shisrcnet.napari.layers import classification_layers, sr_layer
 from napari_shisrcnet.napari.reader import layer_tuple
+from napari_shisrcnet.napari.widgets.job_widget import layer_grid
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("slide", nargs="?")
@@ -26,16 +27,17 @@ slide_path = args.slide or write_synthetic_slide(
 viewer = napari.Viewer()
 source = viewer.add_layer(napari.layers.Layer.create(*layer_tuple(slide_path)))
 model = shisrcnet.load_model(args.model)
+grid = layer_grid(source)  # where level-0 pixels lie in the viewer (µm when known)
 
 with shisrcnet.open_slide(slide_path) as slide:
     height, width = slide.shape
     region = shisrcnet.Region(height // 2 - 128, width // 2 - 128, 256, 256)
     sr = shisrcnet.super_resolve(slide, model, region=region)
-    viewer.add_layer(napari.layers.Layer.create(*sr_layer(sr, source, region, model.scale, "SR")))
+    viewer.add_layer(napari.layers.Layer.create(*sr_layer(sr, grid, region, model.scale, "SR")))
     if model.can_classify:
         result = shisrcnet.classify_tiles(slide, model)
         whole = shisrcnet.Region(0, 0, height, width)
-        for layer_data in classification_layers(result, source, whole, "slide"):
+        for layer_data in classification_layers(result, grid, whole, "slide"):
             viewer.add_layer(napari.layers.Layer.create(*layer_data))
 
 napari.run()

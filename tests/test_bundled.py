@@ -39,8 +39,8 @@ def test_fine_tuning_starts_from_the_default_weights(tmp_path):
     import torch
 
     from napari_shisrcnet.model import load_checkpoint
+    from napari_shisrcnet.train.build import build_model, initialise_from
     from napari_shisrcnet.train.config import TrainConfig
-    from napari_shisrcnet.train.loop import build_model, initialise_from
 
     bundled, info = load_checkpoint(BUNDLED)
     config = TrainConfig.from_dict(info.provenance["train_config"])

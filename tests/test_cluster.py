@@ -22,19 +22,18 @@ def test_two_workers_give_the_single_process_result(
 ):
     from napari_shisrcnet.cluster import process_slides
 
-    options = dict(
+    settings = api.SlideJobSettings(
         region=api.Region(0, 0, 512, 640),
-        tile_px=64,
+        sr_tile_px=64,
         halo_px=8,
         classification_tile_px=64,
         batch_size=4,
-        device="cpu",
     )
-    single = api.process_slide(pyramid_tiff, tmp_path / "single", tiny_checkpoint, **options)
-    device = options.pop("device")
-    [spread] = process_slides(
-        [pyramid_tiff], tmp_path / "cluster", str(tiny_checkpoint), client, device=device, **options
+    single = api.process_slide(
+        pyramid_tiff, tmp_path / "single", tiny_checkpoint, settings, device="cpu"
     )
+    model = api.ModelSpec(str(tiny_checkpoint), "cpu")
+    [spread] = process_slides([pyramid_tiff], tmp_path / "cluster", model, client, settings)
     a, b = (zarr.open_group(r.zarr_path, mode="r") for r in (single, spread))
     assert b.attrs["napari_shisrcnet"]["complete"] is True
     for path in ("0", "1", "tile_probabilities", "labels/tile_classes/0"):
@@ -82,9 +81,8 @@ def test_tiling_and_batching_left_unset_match_a_single_run(
     single = api.process_slide(
         pyramid_tiff, tmp_path / "single", tiny_checkpoint, region=region, device="cpu"
     )
-    [spread] = process_slides(
-        [pyramid_tiff], tmp_path / "cluster", str(tiny_checkpoint), client, "cpu", region=region
-    )
+    model = api.ModelSpec(str(tiny_checkpoint), "cpu")
+    [spread] = process_slides([pyramid_tiff], tmp_path / "cluster", model, client, region=region)
     a, b = (
         zarr.open_group(r.zarr_path, mode="r").attrs["napari_shisrcnet"] for r in (single, spread)
     )
@@ -98,21 +96,20 @@ def test_tiling_left_unset_is_chosen_on_a_worker_not_the_client(
 ):
     # Workers whose device calls for 128 px tiles (as a GPU's does for 512): the result
     # records theirs, whatever the client's device would pick.
-    import napari_shisrcnet.api as worker_api
+    import napari_shisrcnet.settings as worker_job
 
     def set_worker_tile(tile_px):
-        original = getattr(worker_api, "_original_default_sr_tile_px", None)
+        original = getattr(worker_job, "_original_default_sr_tile_px", None)
         if original is None:
-            original = worker_api._original_default_sr_tile_px = worker_api.default_sr_tile_px
-        worker_api.default_sr_tile_px = (lambda model: tile_px) if tile_px else original
+            original = worker_job._original_default_sr_tile_px = worker_job.default_sr_tile_px
+        worker_job.default_sr_tile_px = (lambda model: tile_px) if tile_px else original
 
     from napari_shisrcnet.cluster import process_slides
 
     client.run(set_worker_tile, 128)
     try:
-        [spread] = process_slides(
-            [pyramid_tiff], tmp_path, "bicubic", client, "cpu", classification=False
-        )
+        model = api.ModelSpec("bicubic", "cpu")
+        [spread] = process_slides([pyramid_tiff], tmp_path, model, client, classification=False)
     finally:
         client.run(set_worker_tile, None)
     state = zarr.open_group(spread.zarr_path, mode="r").attrs["napari_shisrcnet"]
@@ -123,14 +120,19 @@ def test_a_foreign_output_folder_is_refused_with_its_own_error(tmp_path, pyramid
     # Raised on the worker that prepares the result, it must reach the client (and the CLI's
     # one-line error) as itself, and nothing in the folder is touched.
     from napari_shisrcnet.cluster import process_slides
-    from napari_shisrcnet.io.ome_zarr import ResultError
+    from napari_shisrcnet.results.store import ResultError
 
     foreign = tmp_path / "synthetic.ome.zarr"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(ResultError, match="not a napari-shisrcnet result"):
         process_slides(
-            [pyramid_tiff], tmp_path, "bicubic", client, "cpu", classification=False, overwrite=True
+            [pyramid_tiff],
+            tmp_path,
+            api.ModelSpec("bicubic", "cpu"),
+            client,
+            classification=False,
+            overwrite=True,
         )
     assert (foreign / "notes.txt").read_text() == "mine"
 
@@ -139,12 +141,12 @@ def test_a_retried_prepare_never_overwrites_its_own_run(tmp_path, pyramid_tiff):
     # dask reruns a task whose worker died: the shards' work must survive the second prepare.
     from napari_shisrcnet.cluster import _prepare
 
-    key = ("bicubic", "cpu", 2, False, False)
-    options = {"classification": False, "region": api.Region(0, 0, 200, 300)}
-    _prepare(pyramid_tiff, tmp_path, key, options, True, "run-1")
+    model = api.ModelSpec("bicubic", "cpu", 2)
+    settings = api.SlideJobSettings(classification=False, region=api.Region(0, 0, 200, 300))
+    _prepare(pyramid_tiff, tmp_path, model, settings, True, "run-1")
     shard_log = tmp_path / "synthetic.ome.zarr" / ".shisrcnet" / "sr-shard0.done"
     shard_log.write_text("0\n")
-    _prepare(pyramid_tiff, tmp_path, key, options, True, "run-1")  # the retry
+    _prepare(pyramid_tiff, tmp_path, model, settings, True, "run-1")  # the retry
     assert shard_log.read_text() == "0\n"
-    _prepare(pyramid_tiff, tmp_path, key, options, True, "run-2")  # a new run overwrites
+    _prepare(pyramid_tiff, tmp_path, model, settings, True, "run-2")  # a new run overwrites
     assert not shard_log.exists()

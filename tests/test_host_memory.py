@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
 
-from napari_shisrcnet.engine import host_memory
-from napari_shisrcnet.engine.host_memory import PeriodicTrim, release_free_memory
+from napari_shisrcnet import host as host_memory
 from napari_shisrcnet.engine.runner import make_batches, run_batches
-from napari_shisrcnet.engine.tiling import Region, TileGrid
-from napari_shisrcnet.io.ome_zarr import ResultStore
+from napari_shisrcnet.engine.tiling import TileGrid
+from napari_shisrcnet.geometry import Region, physical_grid
+from napari_shisrcnet.host import PeriodicTrim, release_free_memory
+from napari_shisrcnet.results.store import ResultStore
 
 
 def _resident_mb() -> float:
@@ -54,10 +55,10 @@ def test_the_tile_writer_and_the_pyramid_builder_trim(counted_trims, monkeypatch
     tiles = TileGrid(Region(0, 0, 40, 50), tile_px=10).tiles()
     run_batches(make_batches(tiles, 4), lambda t: np.zeros((10, 10, 3)), lambda w: w, _ignore)
     assert len(counted_trims) == 5  # once per written batch at interval 0
-    store = ResultStore(tmp_path / "r.ome.zarr", {"run": 1})
+    store = ResultStore(tmp_path / "r.ome.zarr").open({"run": 1})
     store.image_level0((1200, 1000), 256)[:] = 7
     counted_trims.clear()
-    store.finish_image(0.5, (0.0, 0.0), "micrometer", "test")
+    store.finish_image(physical_grid(0.5), "test")
     assert len(counted_trims) >= 3  # every block of the 600 x 500 px level 1, at least
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from conftest import CMU_SVS, needs_cmu_svs
 from napari_shisrcnet.napari.reader import get_reader
+from napari_shisrcnet.napari.widgets.choices import CHECKPOINT_CHOICE
 from napari_shisrcnet.napari.widgets.classify import ClassifyTilesWidget
-from napari_shisrcnet.napari.widgets.common import CHECKPOINT_CHOICE
 from napari_shisrcnet.napari.widgets.super_resolve import SuperResolveWidget
 
 pytestmark = pytest.mark.gui
@@ -67,8 +67,7 @@ def test_field_of_view_extent(make_napari_viewer):
     widget = SuperResolveWidget(viewer)
     widget.synchronous = True
     widget.image.value, widget.model.value, widget.device.value = source, "bicubic", "cpu"
-    _, slide, level, grid = widget.source()
-    region = widget.region(slide, level, grid)
+    region = widget.region(widget.source())
     height, width = viewer.canvas.size
     assert abs(region.height - height / 4) <= 2 and abs(region.width - width / 4) <= 2
     assert abs(region.y + region.height / 2 - 100) <= 2

@@ -7,11 +7,12 @@ import pytest
 import zarr
 
 from conftest import CMU_SVS, needs_cmu_svs
-from napari_shisrcnet import api
+from napari_shisrcnet import api, slide_job
 from napari_shisrcnet.engine.runner import CancelToken, RunCancelled
-from napari_shisrcnet.io.ome_zarr import ResultError, write_rgb_tile
-from napari_shisrcnet.io.pyramid import halve
+from napari_shisrcnet.errors import OptionError
+from napari_shisrcnet.geometry import halve
 from napari_shisrcnet.io.slides import SlideError
+from napari_shisrcnet.results.store import ResultError, write_rgb_tile
 
 
 def _world(transforms, index_yx):
@@ -29,7 +30,7 @@ def test_sr_only_output_is_valid_ngff_with_physical_scale(tmp_path, pyramid_tiff
         "bicubic",
         region=region,
         classification=False,
-        tile_px=64,
+        sr_tile_px=64,
         halo_px=8,
     )
     group = zarr.open_group(result.zarr_path, mode="r")
@@ -43,7 +44,7 @@ def test_sr_only_output_is_valid_ngff_with_physical_scale(tmp_path, pyramid_tiff
     assert transforms[0]["scale"] == [1.0, 0.25, 0.25]  # 0.5 µm/px source, x2
     assert group.attrs["napari_shisrcnet"]["complete"] is True
     # Same pixels as the in-memory API (one engine behind both).
-    in_memory = api.super_resolve(pyramid_tiff, "bicubic", region=region, tile_px=64, halo_px=8)
+    in_memory = api.super_resolve(pyramid_tiff, "bicubic", region=region, sr_tile_px=64, halo_px=8)
     np.testing.assert_array_equal(level0[:].transpose(1, 2, 0), in_memory)
     assert len(multiscale["datasets"]) == 2 and group["1"].chunks == (3, 128, 128)
     np.testing.assert_array_equal(group["1"][:], halve(level0[:]))
@@ -69,6 +70,7 @@ def test_ome_zarr_py_reads_the_image_and_labels(tmp_path, pyramid_tiff, tiny_che
     assert labels.data[0].shape == (1, 8, 10)
     properties = labels.zarr.root_attrs["image-label"]["properties"]
     assert [p["class"] for p in properties] == ["benign", "malignant"]
+    assert zarr.open_group(result.zarr_path / "labels").attrs["labels"] == ["tile_classes"]
 
 
 def test_labels_align_with_the_image_in_physical_space(tmp_path, pyramid_tiff, tiny_checkpoint):
@@ -123,7 +125,7 @@ def _run(out, model, cancel=None, progress=None):
         out,
         model,
         region=api.Region(0, 0, 512, 768),
-        tile_px=64,
+        sr_tile_px=64,
         halo_px=8,
         classification_tile_px=64,
         batch_size=4,
@@ -163,7 +165,7 @@ def test_cancel_then_resume_equals_an_uninterrupted_run(tmp_path, pyramid_tiff, 
 def test_a_result_resumes_with_its_own_tile_size_when_none_is_given(tmp_path, pyramid_tiff):
     # E.g. started on a GPU (512 px tiles), finished on a CPU (default 256 px).
     options = dict(region=api.Region(0, 0, 200, 300), classification=False)
-    first = api.process_slide(pyramid_tiff, tmp_path, "bicubic", tile_px=96, **options)
+    first = api.process_slide(pyramid_tiff, tmp_path, "bicubic", sr_tile_px=96, **options)
     again = api.process_slide(pyramid_tiff, tmp_path, "bicubic", **options)
     assert again.resumed_complete and again.summary == first.summary
     fresh = api.process_slide(pyramid_tiff, tmp_path, "bicubic", overwrite=True, **options)
@@ -179,7 +181,7 @@ def test_sr_tiles_are_written_without_zarrs_empty_chunk_check(tmp_path, pyramid_
         levels.append(level.config.write_empty_chunks)
         write_rgb_tile(level, y, x, pixels)
 
-    monkeypatch.setattr(api, "write_rgb_tile", spy)
+    monkeypatch.setattr(slide_job, "write_rgb_tile", spy)
     region = api.Region(0, 0, 200, 300)
     api.process_slide(pyramid_tiff, tmp_path, "bicubic", region=region, classification=False)
     assert levels and all(levels)
@@ -198,7 +200,7 @@ def test_model_without_classifier_writes_nothing(tmp_path, pyramid_tiff):
 
 
 def test_level_out_of_range_writes_nothing(tmp_path, pyramid_tiff):
-    with pytest.raises(SlideError, match="level 5 requested; it has 2 level"):
+    with pytest.raises(OptionError, match="level 5 requested; it has 2 level"):
         api.process_slide(pyramid_tiff, tmp_path / "out", "bicubic", level=5, classification=False)
     assert not (tmp_path / "out").exists()
 
@@ -217,7 +219,7 @@ def test_foreign_or_different_results_are_never_overwritten(tmp_path, pyramid_ti
     before = zarr.open_group(first.zarr_path, mode="r")["0"][:]
     with pytest.raises(ResultError, match="result of a different run"):
         api.process_slide(
-            pyramid_tiff, out, "bicubic", region=region, classification=False, tile_px=64
+            pyramid_tiff, out, "bicubic", region=region, classification=False, sr_tile_px=64
         )
     np.testing.assert_array_equal(zarr.open_group(first.zarr_path, mode="r")["0"][:], before)
     replaced = api.process_slide(
@@ -226,7 +228,7 @@ def test_foreign_or_different_results_are_never_overwritten(tmp_path, pyramid_ti
         "bicubic",
         region=region,
         classification=False,
-        tile_px=64,
+        sr_tile_px=64,
         overwrite=True,
     )
     assert replaced.summary["output_shape_yx"] == [256, 256]

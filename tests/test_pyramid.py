@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import zarr
 
-from napari_shisrcnet.io import pyramid as pyramid_module
-from napari_shisrcnet.io.ome_zarr import ResultStore
-from napari_shisrcnet.io.pyramid import halve
+from napari_shisrcnet.geometry import PixelGrid, halve, physical_grid
+from napari_shisrcnet.results import pyramid as pyramid_module
+from napari_shisrcnet.results.store import ResultStore
 
 SHAPE, CHUNK = (301, 517), 32  # odd sides: the last chunk row and column are partial
 
@@ -31,7 +31,7 @@ def test_halve_is_the_rounded_two_by_two_mean_with_edge_repeat(shape):
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     monkeypatch.setattr(pyramid_module, "PYRAMID_MIN_SIDE_PX", 40)  # 4 levels
-    store = ResultStore(tmp_path / "out.ome.zarr", {"run": 1})
+    store = ResultStore(tmp_path / "out.ome.zarr").open({"run": 1})
     store.image_level0(SHAPE, chunk_px=CHUNK)
     return store
 
@@ -72,7 +72,7 @@ def _assert_pyramid(path, image, n_levels):
 
 def test_the_pyramid_of_a_finished_level_0(store, image):
     store.group["0"][:] = image  # written by another process: no chunk was announced
-    assert store.finish_image(0.5, (0.0, 0.0), "micrometer", "test") == 4
+    assert store.finish_image(physical_grid(0.5), "test") == 4
     _assert_pyramid(store.path, image, 4)
 
 
@@ -84,7 +84,7 @@ def test_the_pyramid_grows_while_level_0_is_written(store, image):
     # 151x259, 76x130 and 38x65 px, in 5x9, 3x5 and 2x3 chunks of 32 px.
     assert pyramid.chunks_built == [45, 15, 6]
     store.group["0"][:] = 0  # finishing never reads level 0 again
-    assert store.finish_image(0.5, (0.0, 0.0), "micrometer", "test", pyramid) == 4
+    assert store.finish_image(physical_grid(0.5), "test", pyramid) == 4
     _assert_pyramid(store.path, image, 4)
 
 
@@ -97,7 +97,7 @@ def test_a_resumed_run_builds_what_its_own_tiles_do_not_complete(store, image):
     _write_tiles(store, image, resumed, corners[50:])
     resumed.wait()
     assert 0 < resumed.chunks_built[0] < 45  # chunks that straddle both runs wait for finish
-    store.finish_image(0.5, (0.0, 0.0), "micrometer", "test", resumed)
+    store.finish_image(physical_grid(0.5), "test", resumed)
     _assert_pyramid(store.path, image, 4)
 
 
@@ -109,14 +109,14 @@ def test_a_failed_chunk_is_reported_and_nothing_claims_completion(store, image, 
     pyramid = store.pyramid_builder()
     _write_tiles(store, image, pyramid, _corners())
     with pytest.raises(OSError, match="disk full"):
-        store.finish_image(0.5, (0.0, 0.0), "micrometer", "test", pyramid)
+        store.finish_image(physical_grid(0.5), "test", pyramid)
     assert "multiscales" not in store.group.attrs
 
 
 def test_a_single_level_image_has_no_pyramid(tmp_path):
-    store = ResultStore(tmp_path / "out.ome.zarr", {"run": 1})
+    store = ResultStore(tmp_path / "out.ome.zarr").open({"run": 1})
     store.image_level0((100, 120), chunk_px=64)
-    assert store.finish_image(1.0, (0.0, 0.0), None, "small") == 1
+    assert store.finish_image(PixelGrid(), "small") == 1
     assert list(zarr.open_group(tmp_path / "out.ome.zarr", mode="r").array_keys()) == ["0"]
 
 
@@ -132,6 +132,6 @@ def test_levels_are_written_without_zarrs_empty_chunk_check(store):
     # zarr reopens arrays with write_empty_chunks=False, which compares every written chunk
     # with the fill value first (1.5-2.3x slower writes); the engine's writes skip that.
     assert store.group["0"].config.write_empty_chunks is False  # zarr's default on reopening
-    resumed = ResultStore(store.path, {"run": 1})
+    resumed = ResultStore(store.path).open({"run": 1})
     assert resumed.image_level0(SHAPE, chunk_px=CHUNK).config.write_empty_chunks
     assert all(level.config.write_empty_chunks for level in resumed.pyramid_builder().levels)

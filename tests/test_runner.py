@@ -13,7 +13,8 @@ from napari_shisrcnet.engine.runner import (
     make_batches,
     run_batches,
 )
-from napari_shisrcnet.engine.tiling import Region, TileGrid
+from napari_shisrcnet.engine.tiling import TileGrid
+from napari_shisrcnet.geometry import Region
 
 
 def _grid_batches(batch_size=3):

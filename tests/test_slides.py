@@ -6,7 +6,8 @@ import tifffile
 import zarr
 
 from conftest import CMU_SVS, needs_cmu_svs
-from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
+from napari_shisrcnet.engine.tiling import TileGrid, read_window
+from napari_shisrcnet.geometry import Region
 from napari_shisrcnet.io import tile_cache
 from napari_shisrcnet.io.rgb_level import RGBLevel
 from napari_shisrcnet.io.slides import SlideError, open_slide

@@ -7,7 +7,8 @@ from torch import nn
 
 from napari_shisrcnet.engine.inference import TileModel
 from napari_shisrcnet.engine.super_resolution import array_core_writer, super_resolve_region
-from napari_shisrcnet.engine.tiling import Region, TileGrid, read_window
+from napari_shisrcnet.engine.tiling import TileGrid, read_window
+from napari_shisrcnet.geometry import Region
 
 
 @settings(max_examples=60, deadline=None)

@@ -267,7 +267,7 @@ def test_moving_average_is_what_is_validated_and_saved(tmp_path, breakhis_tree):
 
 
 def test_moving_average_warms_up_instead_of_remembering_the_start():
-    from napari_shisrcnet.train.loop import ema_with_warmup
+    from napari_shisrcnet.train.build import ema_with_warmup
 
     average = ema_with_warmup(0.99)
     averaged, current = [torch.zeros(3)], [torch.ones(3)]
@@ -283,5 +283,7 @@ def test_moving_average_warms_up_instead_of_remembering_the_start():
 def test_resuming_with_another_ema_setting_is_a_clear_error(tmp_path, breakhis_tree):
     Trainer(breakhis_tree, tmp_path, TrainConfig(epochs=1, max_steps=1, **TINY)).run()
     with_ema = TrainConfig(epochs=2, ema_decay=0.9, **TINY)
-    with pytest.raises(ValueError, match="trained without --ema-decay; resume it the same way"):
+    message = "trained without a moving average of the weights; resume it the same way"
+    with pytest.raises(ValueError, match=message) as error:
         Trainer(breakhis_tree, tmp_path, with_ema).run(resume=True)
+    assert error.value.options == ("ema_decay",)  # the CLI names it --ema-decay

@@ -6,12 +6,8 @@ napari can read the plugin manifest without loading torch).
 """
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("napari-shisrcnet")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "unknown"
+from ._version import __version__
 
 _API = (
     "CancelToken",

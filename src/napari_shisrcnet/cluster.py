@@ -1,12 +1,15 @@
 """Scale-out on dask.distributed: many slides, and the tiles of one slide, over workers.
 
-For each slide a worker prepares the result (creates the OME-Zarr, fixes tiling and
-batching for the workers' device), every worker then computes its shard of the batches
-(worker k of n takes batches k, k + n, ...; they write disjoint chunks and separate
-progress logs), and a last task finishes the slide (pyramid, labels, tables). Because
-batches are the same as in a single-process run, results are identical to it. Each
-worker process loads the model once and keeps it. Slides are submitted together, so
-workers that finish one slide's shards start on the next slide.
+For each slide one worker runs :meth:`SlideJob.prepare` (creates the OME-Zarr, fixes
+tiling and batching for the workers' device), every worker then runs
+:meth:`SlideJob.compute` on its shard of the batches (worker k of n takes batches k,
+k + n, ...; they write disjoint chunks and separate progress logs), and a last task runs
+:meth:`SlideJob.finish` (pyramid, labels, tables). Because batches are the same as in a
+single-process run, results are identical to it. Workers receive the job's
+:class:`~napari_shisrcnet.settings.SlideJobSettings` and a
+:class:`~napari_shisrcnet.api.ModelSpec`; each worker process loads the model once and
+keeps it. Slides are submitted together, so workers that finish one slide's shards start
+on the next slide.
 
     shisrcnet predict slides/ --out results --workers 4          # a local cluster
     shisrcnet predict slides/ --out results --scheduler tcp://host:8786
@@ -14,87 +17,102 @@ workers that finish one slide's shards start on the next slide.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from . import api
-from .io.ome_zarr import ResultStore
+from .api import ModelSpec, SlideResult, as_slide, result_zarr_path
+from .engine.inference import TileModel
+from .results.resume import read_record
+from .settings import SlideJobSettings
+from .slide_job import SlideJob, open_slide_job
 
-_WORKER_MODELS: dict[tuple, api.TileModel] = {}
+_WORKER_MODELS: dict[ModelSpec, TileModel] = {}
 _RUN_ID_KEY = "cluster_run_id"
 
 
-def _model(spec, device, scale, compile=False, cuda_graphs=False) -> api.TileModel:
+def _model(spec: ModelSpec) -> TileModel:
     """This worker's copy of the model (loaded on first use, then reused)."""
-    key = (str(spec), device, scale, compile, cuda_graphs)
-    if key not in _WORKER_MODELS:
-        _WORKER_MODELS[key] = api.load_model(
-            spec, device, scale, compile=compile, cuda_graphs=cuda_graphs
-        )
-    return _WORKER_MODELS[key]
+    if spec not in _WORKER_MODELS:
+        _WORKER_MODELS[spec] = spec.load()
+    return _WORKER_MODELS[spec]
 
 
-def _prepare(path, out_dir, model_key, options, overwrite, run_id):
-    """Create the result on a worker: tile and batch sizes left unset are recorded as the
+@contextlib.contextmanager
+def _job(path, out_dir, spec: ModelSpec, settings, overwrite=False) -> Iterator[SlideJob]:
+    with (
+        as_slide(path) as slide,
+        open_slide_job(slide, out_dir, _model(spec), settings, overwrite=overwrite) as job,
+    ):
+        yield job
+
+
+def _prepare(path, out_dir, spec: ModelSpec, settings, overwrite: bool, run_id: str) -> None:
+    """Prepare the result on a worker: tile and batch sizes left unset are recorded as the
     workers' device suits (the client may have no GPU); every later process reads them.
 
     ``run_id`` marks the result: if dask runs this task again (its worker died after
     shards started), ``overwrite`` must not delete what those shards wrote.
     """
-    result_path = api.result_zarr_path(out_dir, path)
-    recorded = ResultStore.recorded_state(result_path) or {}
-    overwrite = overwrite and recorded.get(_RUN_ID_KEY) != run_id
-    api.process_slide(
-        path, out_dir, _model(*model_key), prepare_only=True, overwrite=overwrite, **options
-    )
-    ResultStore.record(result_path, _RUN_ID_KEY, run_id)
+    record = read_record(result_zarr_path(out_dir, path)) or {}
+    overwrite = overwrite and record.get(_RUN_ID_KEY) != run_id
+    with _job(path, out_dir, spec, settings, overwrite) as job:
+        job.prepare().store.resume.set(_RUN_ID_KEY, run_id)
 
 
-def _run_shard(path, out_dir, model_key, options, shard, _prepared):
-    api.process_slide(path, out_dir, _model(*model_key), shard=shard, **options)
+def _run_shard(path, out_dir, spec, settings, shard: tuple[int, int], _prepared) -> tuple:
+    with _job(path, out_dir, spec, settings) as job:
+        job.compute(shard)
     return shard
 
 
-def _finish(path, out_dir, model_key, options, _shards_done):
-    return api.process_slide(path, out_dir, _model(*model_key), **options)
+def _finish(path, out_dir, spec, settings, _shards_done) -> SlideResult:
+    with _job(path, out_dir, spec, settings) as job:
+        return job.finish()
 
 
 def process_slides(
-    paths,
-    out_dir,
-    spec: str,
+    paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    model: ModelSpec | str,
     client,
-    device: str = "auto",
-    scale: int | None = None,
-    compile: bool = False,
-    cuda_graphs: bool = False,
-    **options,
-):
-    """Process ``paths`` on the cluster behind ``client``; return their SlideResults in order.
+    settings: SlideJobSettings | None = None,
+    *,
+    overwrite: bool = False,
+    **changes,
+) -> list[SlideResult]:
+    """Process ``paths`` on the cluster behind ``client``; return their results in order.
 
-    ``options`` are :func:`napari_shisrcnet.api.process_slide` keywords; ``compile``
-    and ``cuda_graphs`` apply to each worker's model (see :func:`napari_shisrcnet.api.load_model`).
-    Tile and batch sizes left unset are chosen on a worker, for its device, when the
-    result is prepared; all workers then use them (unlike GPUs get one worker's choice).
+    Parameters
+    ----------
+    paths : slide paths
+    out_dir : output folder, as seen by the workers
+    model : ModelSpec or str
+        A model name or checkpoint path (loaded with ``device="auto"``), or a full
+        :class:`~napari_shisrcnet.api.ModelSpec` (device, scale, compile).
+    client : dask.distributed.Client
+    settings : SlideJobSettings, optional
+        As for :func:`napari_shisrcnet.api.process_slide`; ``changes`` change it. Tile
+        and batch sizes left unset are chosen on a worker, for its device, when the
+        result is prepared; all workers then use them.
+    overwrite : bool
+        Replace results of a different run (only when preparing: never under a worker).
     """
+    spec = model if isinstance(model, ModelSpec) else ModelSpec(str(model))
+    settings = (settings or SlideJobSettings()).replace(**changes)
     n_workers = max(1, len(client.scheduler_info()["workers"]))
-    overwrite = options.pop("overwrite", False)  # only when preparing: never under a worker
-    model_key = (str(spec), device, scale, compile, cuda_graphs)
     run_id = uuid.uuid4().hex
     finished = []
     for path in map(Path, paths):
-        prepared = client.submit(
-            _prepare, path, out_dir, model_key, options, overwrite, run_id, pure=False
-        )
+        common = (path, out_dir, spec, settings)
+        prepared = client.submit(_prepare, *common, overwrite, run_id, pure=False)
         shards = [
-            client.submit(
-                _run_shard, path, out_dir, model_key, options, (k, n_workers), prepared, pure=False
-            )
+            client.submit(_run_shard, *common, (k, n_workers), prepared, pure=False)
             for k in range(n_workers)
         ]
-        finished.append(
-            client.submit(_finish, path, out_dir, model_key, options, shards, pure=False)
-        )
+        finished.append(client.submit(_finish, *common, shards, pure=False))
     return client.gather(finished)
 
 

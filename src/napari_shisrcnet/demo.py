@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from . import __version__, api
+from . import api
+from ._version import __version__
 from .classes import class_colors
-from .engine.tiling import Region
 from .figures import pyplot, save
+from .geometry import Region
 from .io.synthetic import write_synthetic_slide
 from .model.bundled import BundledModelMissing
 
@@ -76,6 +77,61 @@ def save_overlay(overview: np.ndarray, label_map: np.ndarray, names, counts: dic
     return save(figure, path, dpi=110)
 
 
+def _super_resolve_centre(slide, tile_model, out_dir: Path) -> dict:
+    """SR of a central region into OME-Zarr, and the LR / bicubic / SR figure."""
+    height, width = slide.shape
+    side = min(DEMO_REGION_PX, height, width)
+    region = Region((height - side) // 2, (width - side) // 2, side, side)
+    lr = slide.levels[0][region.y : region.y + side, region.x : region.x + side].compute()
+    sr_result = api.process_slide(
+        slide.metadata.path,
+        out_dir / "super-resolution",
+        tile_model,
+        region=region,
+        classification=False,
+        overwrite=True,
+    )
+    sr = zarr.open_group(sr_result.zarr_path, mode="r")["0"][:].transpose(1, 2, 0)
+    bicubic = api.super_resolve(
+        slide, api.load_model("bicubic", "cpu", tile_model.scale), region=region
+    )
+    comparison = save_comparison(lr, bicubic, sr, tile_model.scale, out_dir / "comparison.png")
+    return {
+        "scale": tile_model.scale,
+        "sr_region_xywh": [region.x, region.y, region.width, region.height],
+        "sr_ome_zarr": str(sr_result.zarr_path),
+        "comparison_png": str(comparison),
+    }
+
+
+def _classify_slide(slide, tile_model, out_dir: Path) -> dict:
+    """Tile classes of the whole slide (OME-Zarr, CSV, GeoJSON) and the overlay figure."""
+    classified = api.process_slide(
+        slide.metadata.path,
+        out_dir / "classification",
+        tile_model,
+        super_resolution=False,
+        geojson=True,
+        overwrite=True,
+    )
+    group = zarr.open_group(classified.zarr_path, mode="r")
+    label_map = group["labels/tile_classes/0"][0]
+    counts = classified.summary["tiles_per_class"]
+    step = max(1, round(max(slide.shape) / 1024))
+    overview = slide.levels[0][::step, ::step].compute()
+    overlay = save_overlay(
+        overview, label_map, tile_model.class_names, counts, out_dir / "overlay.png"
+    )
+    return {
+        "classification_ome_zarr": str(classified.zarr_path),
+        "tiles_csv": str(classified.csv_path),
+        "geojson": str(classified.geojson_path),
+        "overlay_png": str(overlay),
+        "tiles_per_class": counts,
+        "area_mm2_per_class": classified.summary["area_mm2_per_class"],
+    }
+
+
 def run_demo(
     out_dir: str | Path, input_path: str | None = None, model: str = "default", device: str = "auto"
 ) -> dict:
@@ -86,60 +142,11 @@ def run_demo(
     if input_path is None:
         input_path = write_synthetic_slide(out_dir / "sample-he.tif", DEMO_SLIDE_PX, mpp=DEMO_MPP)
     tile_model, used = _model(model, device)
+    summary = {"napari_shisrcnet": __version__, "input": str(input_path), "model": used}
     with api.open_slide(input_path) as slide:
-        height, width = slide.shape
-        side = min(DEMO_REGION_PX, height, width)
-        region = Region((height - side) // 2, (width - side) // 2, side, side)
-        lr = slide.levels[0][region.y : region.y + side, region.x : region.x + side].compute()
-        sr_result = api.process_slide(
-            slide.metadata.path,
-            out_dir / "super-resolution",
-            tile_model,
-            region=region,
-            classification=False,
-            overwrite=True,
-        )
-        sr = zarr.open_group(sr_result.zarr_path, mode="r")["0"][:].transpose(1, 2, 0)
-        bicubic = api.super_resolve(
-            slide, api.load_model("bicubic", "cpu", tile_model.scale), region=region
-        )
-        summary = {
-            "napari_shisrcnet": __version__,
-            "input": str(input_path),
-            "model": used,
-            "scale": tile_model.scale,
-            "sr_region_xywh": [region.x, region.y, region.width, region.height],
-            "sr_ome_zarr": str(sr_result.zarr_path),
-            "comparison_png": str(
-                save_comparison(lr, bicubic, sr, tile_model.scale, out_dir / "comparison.png")
-            ),
-        }
+        summary.update(_super_resolve_centre(slide, tile_model, out_dir))
         if tile_model.can_classify:
-            classified = api.process_slide(
-                slide.metadata.path,
-                out_dir / "classification",
-                tile_model,
-                super_resolution=False,
-                geojson=True,
-                overwrite=True,
-            )
-            group = zarr.open_group(classified.zarr_path, mode="r")
-            label_map = group["labels/tile_classes/0"][0]
-            counts = classified.summary["tiles_per_class"]
-            step = max(1, round(max(slide.shape) / 1024))
-            overview = slide.levels[0][::step, ::step].compute()
-            summary.update(
-                classification_ome_zarr=str(classified.zarr_path),
-                tiles_csv=str(classified.csv_path),
-                geojson=str(classified.geojson_path),
-                overlay_png=str(
-                    save_overlay(
-                        overview, label_map, tile_model.class_names, counts, out_dir / "overlay.png"
-                    )
-                ),
-                tiles_per_class=classified.summary["tiles_per_class"],
-                area_mm2_per_class=classified.summary["area_mm2_per_class"],
-            )
+            summary.update(_classify_slide(slide, tile_model, out_dir))
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

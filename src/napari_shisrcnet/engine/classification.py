@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..geometry import Region
 from .inference import TileModel
 from .runner import (
     Batch,
@@ -17,7 +18,7 @@ from .runner import (
     run_batches,
 )
 from .super_resolution import default_batch_size
-from .tiling import Region, TileGrid, read_window
+from .tiling import TileGrid, read_window
 from .tissue import MIN_TISSUE_FRACTION, tissue_fractions
 
 

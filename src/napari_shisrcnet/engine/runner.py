@@ -15,7 +15,6 @@ callback; a cancel token is checked between batches.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -25,16 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .host_memory import PeriodicTrim
+from ..host import PeriodicTrim, available_cores
 from .tiling import Tile
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity, where the OS tells)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
 
 #: One writer thread wrote ~106 output MP/s of SR tiles in 512 px chunks on the 2-core
 #: runner (benchmarks/write_throughput.py); a GPU computes 250-540, so writing is spread out.

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..geometry import Region
 from .inference import TileModel
 from .runner import (
     Batch,
@@ -15,16 +16,14 @@ from .runner import (
     pending_batches,
     run_batches,
 )
-from .tiling import Region, Tile, TileGrid, read_window
-
-#: Halo chosen from the tiled-vs-whole measurement in docs/engine.md.
-DEFAULT_HALO_PX = 32
-#: Tile cores on the CPU, where smaller tiles keep activations closer to the caches.
-CPU_SR_TILE_PX = 256
-#: Tile cores on a CUDA GPU: the halo then recomputes 1.27x the core area instead of 1.56x,
-#: and each output chunk (one core: 1024 px at x2) carries 4x the pixels for the writer's
-#: fixed cost per chunk (benchmarks/write_throughput.py).
-GPU_SR_TILE_PX = 512
+from .tiling import (
+    CPU_SR_TILE_PX,
+    DEFAULT_HALO_PX,
+    GPU_SR_TILE_PX,
+    Tile,
+    TileGrid,
+    read_window,
+)
 
 #: write(tile, sr_core) stores the upscaled core of ``tile`` (Y, X, 3 uint8).
 CoreWriter = Callable[[Tile, np.ndarray], None]

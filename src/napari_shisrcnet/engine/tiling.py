@@ -13,31 +13,20 @@ from itertools import product
 
 import numpy as np
 
+from ..geometry import Region
+
 #: The engine reads tiles in vertical bands about this wide (level px), row by row within a
 #: band, so the file tiles under a band's last rows are still in the slide's decoded-tile
 #: cache when the next row needs them, however wide the level (io/slides.py).
 READ_BAND_PX = 4096
-
-
-@dataclass(frozen=True)
-class Region:
-    """A rectangle in level pixel coordinates: rows [y, y + height), columns [x, x + width)."""
-
-    y: int
-    x: int
-    height: int
-    width: int
-
-    @classmethod
-    def whole(cls, shape: tuple[int, int]) -> Region:
-        return cls(0, 0, int(shape[0]), int(shape[1]))
-
-    def clipped_to(self, shape: tuple[int, int]) -> Region:
-        y0, x0 = max(self.y, 0), max(self.x, 0)
-        y1, x1 = min(self.y + self.height, shape[0]), min(self.x + self.width, shape[1])
-        if y1 <= y0 or x1 <= x0:
-            raise ValueError(f"region {self} lies outside the {shape[1]}x{shape[0]} px image")
-        return Region(y0, x0, y1 - y0, x1 - x0)
+#: SR context on each side of a tile, from the tiled-vs-whole measurement in docs/engine.md.
+DEFAULT_HALO_PX = 32
+#: SR tile cores on the CPU, where smaller tiles keep activations closer to the caches.
+CPU_SR_TILE_PX = 256
+#: SR tile cores on a CUDA GPU: the halo then recomputes 1.27x the core area instead of
+#: 1.56x, and each output chunk (one core: 1024 px at x2) carries 4x the pixels for the
+#: writer's fixed cost per chunk (benchmarks/write_throughput.py).
+GPU_SR_TILE_PX = 512
 
 
 @dataclass(frozen=True)

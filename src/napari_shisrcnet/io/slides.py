@@ -22,8 +22,6 @@ import zarr
 from .rgb_level import RGBLevel, SlideError
 from .tile_cache import with_decoded_tile_cache
 
-TIFF_SUFFIXES = (".svs", ".ndpi", ".tif", ".tiff", ".scn", ".bif")
-PLAIN_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SUPPORTED = ("svs", "ndpi", "tif/tiff", "ome.tif", "ome.zarr", "png", "jpg")
 PLAIN_IMAGE_CHUNK_PX = 512
 _LENGTH_UNIT_TO_UM = {
@@ -224,23 +222,38 @@ def slide_from_arrays(levels, mpp: float | None = None, name: str = "<array>") -
     return Slide(wrapped, _pyramid_metadata(Path(name), "array", wrapped, mpp, None))
 
 
+#: File name endings -> how to open them (the reader, the CLI and napari.yaml use this
+#: one table; a test checks the manifest against it).
+OPENERS = {
+    **dict.fromkeys((".svs", ".ndpi", ".tif", ".tiff", ".scn", ".bif"), _open_tiff),
+    ".zarr": _open_ome_zarr,
+    **dict.fromkeys((".png", ".jpg", ".jpeg"), _open_plain_image),
+}
+
+
+def slide_suffixes() -> tuple[str, ...]:
+    """File name endings :func:`open_slide` opens (lower case)."""
+    return tuple(OPENERS)
+
+
+def _is_zarr_folder(path: Path) -> bool:
+    return path.is_dir() and any((path / f).exists() for f in (".zattrs", "zarr.json", ".zgroup"))
+
+
 def open_slide(path: str | os.PathLike) -> Slide:
     """Open a slide or image lazily. Raises :class:`SlideError` naming the file and problem."""
     path = Path(path)
     name = path.name.lower()
     if not path.exists():
         raise SlideError(f"{path}: file not found")
-    if name.endswith(".zarr") or (
-        path.is_dir() and any((path / f).exists() for f in (".zattrs", "zarr.json", ".zgroup"))
-    ):
+    if _is_zarr_folder(path):
         return _open_ome_zarr(path)
-    if path.is_dir():
+    opener = next((OPENERS[s] for s in OPENERS if name.endswith(s)), None)
+    if path.is_dir() and opener is not _open_ome_zarr:
         raise SlideError(f"{path}: is a folder, not a slide (supported: {', '.join(SUPPORTED)})")
-    if name.endswith(TIFF_SUFFIXES):
-        return _open_tiff(path)
-    if name.endswith(PLAIN_IMAGE_SUFFIXES):
-        return _open_plain_image(path)
-    raise SlideError(f"{path}: unsupported file type (supported: {', '.join(SUPPORTED)})")
+    if opener is None:
+        raise SlideError(f"{path}: unsupported file type (supported: {', '.join(SUPPORTED)})")
+    return opener(path)
 
 
 __all__ = ["Slide", "SlideError", "SlideMetadata", "open_slide", "slide_from_arrays"]

@@ -24,7 +24,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..classes import default_class_names
 from .classifier import ClassifierConfig, SKNetFPNClassifier
 from .shisrcnet import SHISRCNet, SHISRCNetConfig

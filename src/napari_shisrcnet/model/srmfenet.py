@@ -14,7 +14,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-SUPPORTED_SCALES = (2, 4, 8)
+from ..geometry import SUPPORTED_SCALES
+
 #: Initial scale of the last conv when predicting a residual over bicubic (see docs/model.md).
 RESIDUAL_INIT_SCALE = 0.1
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io.slides import PLAIN_IMAGE_SUFFIXES, TIFF_SUFFIXES, SlideError, open_slide
+from ..geometry import block_mean
+from ..io.slides import SlideError, open_slide, slide_suffixes
 
 LAZY_PYRAMID_ABOVE_PX = 2048
 
 
 def _readable(path: str) -> bool:
     name = path.lower().rstrip("/")
-    return name.endswith(TIFF_SUFFIXES + PLAIN_IMAGE_SUFFIXES + (".zarr",))
+    return name.endswith(slide_suffixes())
 
 
 def get_reader(path):
@@ -42,19 +43,10 @@ def layer_tuple(path) -> tuple:
     levels = list(slide.levels)
     # A large single-level image gets lazy /2 levels, so a zoomed-out view stays light.
     while max(levels[-1].shape[:2]) > LAZY_PYRAMID_ABOVE_PX and len(slide.levels) == 1:
-        levels.append(_half(levels[-1]))
+        levels.append(block_mean(levels[-1], 2))
     kwargs["multiscale"] = len(levels) > 1
     data = levels if len(levels) > 1 else levels[0]
     return (data, kwargs, "image")
-
-
-def _half(level):
-    import dask.array as da
-    import numpy as np
-
-    height, width = level.shape[:2]
-    padded = da.pad(level, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-    return (da.coarsen(np.mean, padded.astype(np.float32), {0: 2, 1: 2}) + 0.5).astype(np.uint8)
 
 
 def read_slides(path) -> list[tuple]:

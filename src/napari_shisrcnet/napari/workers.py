@@ -2,8 +2,8 @@
 
 The job runs in a plain thread; the generator, which napari runs in its worker
 thread, yields the job's progress events as they arrive and finally returns the
-job's result. Cancel goes through the job's CancelToken, so the job stops between
-batches and nothing half-made is returned.
+job's result, or raises its error (:class:`RunCancelled` after a cancel, so nothing
+half-made is returned). :class:`~.job_state.JobRunner` drives it.
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ import threading
 from collections.abc import Callable, Generator
 from typing import Any
 
-from ..engine.runner import ProgressEvent, RunCancelled
+from ..engine.runner import ProgressEvent
 
 _DONE = object()
-#: Returned (not raised) when the job was cancelled: a cancel is not an error.
-CANCELLED = object()
 
 
 def progress_generator(
@@ -39,8 +37,6 @@ def progress_generator(
     while (event := events.get()) is not _DONE:
         yield event
     thread.join()
-    if isinstance(outcome.get("error"), RunCancelled):
-        return CANCELLED
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
@@ -75,16 +71,17 @@ def start_job(generator: Generator, on_event, on_finished, on_error, synchronous
     if synchronous:
         try:
             result = run_synchronously(report_events(generator, on_event))
-        except Exception as error:
+        except Exception as error:  # RunCancelled included
             on_error(error)
             return None
         on_finished(result)
         return None
     from napari.qt.threading import create_worker
 
-    worker = create_worker(lambda: (yield from generator))
-    worker.yielded.connect(on_event)
-    worker.returned.connect(on_finished)
-    worker.errored.connect(on_error)
-    worker.start()
-    return worker
+    # Connected at creation: an error then goes to on_error only (not re-raised on the
+    # GUI thread as well).
+    return create_worker(
+        lambda: (yield from generator),
+        _connect={"yielded": on_event, "returned": on_finished, "errored": on_error},
+        _start_thread=True,
+    )

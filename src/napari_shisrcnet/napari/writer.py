@@ -1,11 +1,16 @@
-"""npe2 writers: image layers to OME-Zarr (NGFF 0.4), labels layers to NGFF labels."""
+"""npe2 writers: image layers to OME-Zarr (NGFF 0.4), labels layers to NGFF labels.
+
+The metadata comes from :mod:`napari_shisrcnet.results.ngff`, the writer the engine's
+results use, so a saved layer reopens where it was (its scale, translate and units).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import zarr
-from ome_zarr.format import FormatV04
-from ome_zarr.writer import write_image, write_labels
+
+from ..geometry import PixelGrid, block_mean
+from ..results import ngff
 
 MIN_LEVEL_SIDE_PX = 256
 
@@ -18,52 +23,38 @@ def _zarr_path(path: str) -> str:
     return path if str(path).endswith(".zarr") else f"{path}.ome.zarr"
 
 
-def _physical(meta: dict) -> dict:
-    """ome-zarr-py keyword arguments for the layer's scale and units."""
-    scale = list(meta.get("scale", (1.0, 1.0)))[-2:]
+def _grid(meta: dict) -> PixelGrid:
+    """Where the layer's pixels lie: its scale, translate and (spatial) units."""
+    scale = [float(s) for s in list(meta.get("scale", (1.0, 1.0)))[-2:]]
+    translate = [float(t) for t in list(meta.get("translate", (0.0, 0.0)))[-2:]]
     units = meta.get("units") or ()
     unit = str(units[-1]) if units else None
-    keywords = {"scale": {"y": float(scale[0]), "x": float(scale[1])}}
-    if unit and unit not in ("pixel", "None"):
-        keywords["axes_units"] = {"y": unit, "x": unit}
-    return keywords
+    known = unit not in (None, "pixel", "None")
+    return PixelGrid(tuple(scale), tuple(translate), (unit, unit) if known else None)
 
 
-def _shift_translation(group: zarr.Group, meta: dict) -> None:
-    """Add the layer's translate to every level (ome-zarr-py writes only the level offsets)."""
-    translate = [float(t) for t in list(meta.get("translate", (0.0, 0.0)))[-2:]]
-    if not any(translate):
-        return
-    multiscales = group.attrs["multiscales"]
-    for dataset in multiscales[0]["datasets"]:
-        for transform in dataset["coordinateTransformations"]:
-            if transform["type"] == "translation":
-                values = transform["translation"]
-                transform["translation"] = values[:-2] + [
-                    v + t for v, t in zip(values[-2:], translate, strict=True)
-                ]
-    group.attrs["multiscales"] = multiscales
+def _write_levels(group: zarr.Group, pixels: np.ndarray, n_levels: int, average: bool) -> None:
+    """Level k is level 0 reduced 2**k times: block means of uint8 images (``average``),
+    else every other pixel (labels keep their values)."""
+    yx_axes = (pixels.ndim - 2, pixels.ndim - 1)
+    for level in range(n_levels):
+        if level:
+            pixels = block_mean(pixels, 2, yx_axes) if average else pixels[..., ::2, ::2]
+        group.create_array(str(level), data=np.ascontiguousarray(pixels), overwrite=True)
 
 
 def write_image_layer(path: str, data, meta: dict) -> list[str]:
     """An RGB or greyscale image layer (level 0, with a /2 pyramid) as OME-Zarr."""
     pixels = _level0(data)
-    axes = ["y", "x"]
-    if meta.get("rgb") or (pixels.ndim == 3 and pixels.shape[-1] in (3, 4)):
-        pixels, axes = np.moveaxis(pixels[..., :3], -1, 0), ["c", "y", "x"]
+    rgb = bool(meta.get("rgb")) or (pixels.ndim == 3 and pixels.shape[-1] in (3, 4))
+    if rgb:
+        pixels = np.moveaxis(pixels[..., :3], -1, 0)
     path = _zarr_path(path)
     group = zarr.open_group(path, mode="w", zarr_format=2)
-    levels = max(1, int(np.log2(max(pixels.shape[-2:]) / MIN_LEVEL_SIDE_PX)) + 1)
-    write_image(
-        pixels,
-        group,
-        scale_factors=[2**k for k in range(1, levels)],
-        fmt=FormatV04(),
-        axes=axes,
-        name=meta.get("name", "image"),
-        **_physical(meta),
-    )
-    _shift_translation(group, meta)
+    n_levels = max(1, int(np.log2(max(pixels.shape[-2:]) / MIN_LEVEL_SIDE_PX)) + 1)
+    _write_levels(group, pixels, n_levels, average=pixels.dtype == np.uint8)
+    name = str(meta.get("name", "image"))
+    ngff.write_image_metadata(group, _grid(meta), n_levels, name, channels=rgb, rgb=rgb)
     return [path]
 
 
@@ -73,14 +64,7 @@ def write_labels_layer(path: str, data, meta: dict) -> list[str]:
     path = _zarr_path(path)
     group = zarr.open_group(path, mode="w", zarr_format=2)
     name = str(meta.get("name", "labels")).replace("/", "_")
-    write_labels(
-        labels,
-        group,
-        name=name,
-        scale_factors=[2],
-        fmt=FormatV04(),
-        axes=["y", "x"],
-        **_physical(meta),
-    )
-    _shift_translation(group["labels"][name], meta)
+    label_group = group.require_group("labels").require_group(name)
+    _write_levels(label_group, labels, 2, average=False)
+    ngff.write_labels_metadata(group["labels"], name, _grid(meta), 2)
     return [path]

@@ -57,6 +57,9 @@ _TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
     "--device": ("device", str, "auto, cpu, cuda, cuda:1, mps"),
 }
 
+#: TrainConfig field -> its flag (for the CLI's error messages).
+TRAIN_OPTION_FLAGS = {name: flag for flag, (name, _, _) in _TRAIN_OPTIONS.items()}
+
 
 def add_commands(commands) -> None:
     defaults = TrainConfig()

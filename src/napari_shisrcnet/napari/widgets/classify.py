@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import napari
-from magicgui.widgets import CheckBox, FloatSlider, Label, PushButton, SpinBox
+from magicgui.widgets import CheckBox, FloatSlider, FloatSpinBox, Label, PushButton, SpinBox
 
+from ...settings import SlideJobSettings
 from ..layers import class_summary, classification_layers
-from .common import JobWidget
+from .job_widget import JobWidget
 
 
 class ClassifyTilesWidget(JobWidget):
@@ -14,7 +15,16 @@ class ClassifyTilesWidget(JobWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(viewer, "classification")
+        defaults = SlideJobSettings()
+        # 0: the model's training field of view (SlideJobSettings.classification_tile_px).
         self.tile_px = SpinBox(label="tile (px, 0 = model's)", min=0, max=4096, value=0)
+        self.min_tissue = FloatSpinBox(
+            label="min. tissue fraction",
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            value=defaults.min_tissue_fraction,
+        )
         self.heatmap = CheckBox(label="add probability heatmap", value=True)
         self.opacity = FloatSlider(label="overlay opacity", min=0.0, max=1.0, value=0.5)
         self.summary = Label(label="summary", value="")
@@ -27,6 +37,7 @@ class ClassifyTilesWidget(JobWidget):
             [
                 *self._common_widgets(),
                 self.tile_px,
+                self.min_tissue,
                 self.heatmap,
                 self.opacity,
                 *self._control_widgets(),
@@ -42,41 +53,41 @@ class ClassifyTilesWidget(JobWidget):
     def prepare(self):
         from ...api import classify_tiles
 
-        layer, slide, level, grid = self.source()
-        region = self.region(slide, level, grid)
+        source = self.source()
+        settings = self.settings(source).replace(
+            super_resolution=False,
+            classification_tile_px=int(self.tile_px.value) or None,
+            min_tissue_fraction=float(self.min_tissue.value),
+        )
         model = self.tile_model()
         if not model.can_classify:
             raise ValueError("this model has no classifier; choose a SHISRCNet checkpoint")
-        tile_px = int(self.tile_px.value) or None
+        heatmap, opacity = self.heatmap.value, self.opacity.value
 
         def job(progress, cancel):
-            return classify_tiles(
-                slide,
-                model,
-                level=level,
-                region=region,
-                tile_px=tile_px,
-                progress=progress,
-                cancel=cancel,
-            )
-
-        units = getattr(layer, "units", None)
-        in_micrometres = units is not None and "micrometer" in str(units[-1])
+            return classify_tiles(source.slide, model, settings, progress=progress, cancel=cancel)
 
         def on_done(result) -> None:
-            self.result, self._level_downsample = result, slide.metadata.level_downsamples[level]
-            self._mpp = float(layer.scale[-1]) if in_micrometres else None
-            self._tile_um = result.grid.tile_px * float(grid.scale[-1]) if in_micrometres else None
-            self._layers = [
-                self.viewer.add_layer(napari.layers.Layer.create(*t))
-                for t in classification_layers(
-                    result, grid, region, layer.name, self.heatmap.value, self.opacity.value
-                )
-            ]
-            self.summary.value = class_summary(result, self._tile_um)
-            self.export_csv.enabled = self.export_geojson.enabled = True
+            self._show(result, source, settings.region, heatmap, opacity)
 
         return job, on_done
+
+    def _show(self, result, source, region, heatmap: bool, opacity: float) -> None:
+        """Add the overlay (and heatmap), and remember the result for the exports."""
+        units = source.grid.units
+        in_micrometres = units is not None and "micrometer" in str(units[-1])
+        self.result = result
+        self._level_downsample = source.slide.metadata.level_downsamples[source.level]
+        self._mpp = float(source.layer.scale[-1]) if in_micrometres else None
+        self._tile_um = result.grid.tile_px * source.grid.scale[1] if in_micrometres else None
+        self._layers = [
+            self.viewer.add_layer(napari.layers.Layer.create(*t))
+            for t in classification_layers(
+                result, source.grid, region, source.layer.name, heatmap, opacity
+            )
+        ]
+        self.summary.value = class_summary(result, self._tile_um)
+        self.export_csv.enabled = self.export_geojson.enabled = True
 
     def _on_opacity(self, value: float) -> None:
         for layer in self._layers:
@@ -86,7 +97,7 @@ class ClassifyTilesWidget(JobWidget):
     def _export(self, kind: str, path: str | None = None) -> str | None:
         """Write the last result's tiles as CSV or GeoJSON (asks for a path when not given)."""
         from ...classes import class_colors
-        from ...io.tables import tile_rows, write_tile_csv, write_tile_geojson
+        from ...results.tables import tile_rows, write_tile_csv, write_tile_geojson
 
         if self.result is None:
             return None

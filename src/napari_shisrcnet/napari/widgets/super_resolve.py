@@ -5,9 +5,9 @@ from __future__ import annotations
 import napari
 from magicgui.widgets import CheckBox, ComboBox, SpinBox
 
-from ...engine.super_resolution import DEFAULT_HALO_PX
+from ...geometry import SUPPORTED_SCALES
 from ..layers import sr_layer
-from .common import JobWidget
+from .job_widget import JobWidget
 
 
 class SuperResolveWidget(JobWidget):
@@ -15,8 +15,10 @@ class SuperResolveWidget(JobWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(viewer, "super-resolution")
-        self.scale = ComboBox(label="scale (bicubic)", choices=[2, 4, 8], value=2)
-        # 0: what suits the device (engine.super_resolution.default_sr_tile_px).
+        self.scale = ComboBox(
+            label="scale (bicubic)", choices=list(SUPPORTED_SCALES), value=SUPPORTED_SCALES[0]
+        )
+        # 0: what suits the device (SlideJobSettings.sr_tile_px = None).
         self.tile_px = SpinBox(label="tile (px, 0 = auto)", min=0, max=2048, step=32, value=0)
         self.compare = CheckBox(label="add bicubic layer", value=True)
         self.extend(
@@ -32,38 +34,36 @@ class SuperResolveWidget(JobWidget):
     def prepare(self):
         from ...api import load_model, super_resolve
 
-        layer, slide, level, grid = self.source()
-        region = self.region(slide, level, grid)
+        source = self.source()
+        # Read every widget here, never in the worker thread.
+        settings = self.settings(source).replace(
+            classification=False, sr_tile_px=int(self.tile_px.value) or None
+        )
         bicubic_only = self.model_spec() == "bicubic"
         model = self.tile_model(int(self.scale.value) if bicubic_only else None)
         if not model.can_super_resolve:
             raise ValueError("this checkpoint has no SR module")
-        scale = model.scale
+        scale, region, name = model.scale, settings.region, source.layer.name
         self.check_output_size(region, scale)
         comparison = (
             load_model("bicubic", "cpu", scale) if self.compare.value and not bicubic_only else None
         )
 
-        tile_px = int(self.tile_px.value) or None  # read widgets here, never in the worker
-
         def job(progress, cancel):
-            common = dict(
-                level=level, region=region, tile_px=tile_px, halo_px=DEFAULT_HALO_PX, cancel=cancel
-            )
-            sr = super_resolve(slide, model, progress=progress, **common)
-            bicubic = super_resolve(slide, comparison, **common) if comparison else None
-            return sr, bicubic
+            sr = super_resolve(source.slide, model, settings, progress=progress, cancel=cancel)
+            if comparison is None:
+                return sr, None
+            return sr, super_resolve(source.slide, comparison, settings, cancel=cancel)
+
+        def add(pixels, kind: str) -> None:
+            layer = sr_layer(pixels, source.grid, region, scale, f"{name} {kind} x{scale}")
+            self.viewer.add_layer(_as_layer(layer))
 
         def on_done(result) -> None:
             sr, bicubic = result
-            name = f"{layer.name} SR x{scale}"
             if bicubic is not None:
-                self.viewer.add_layer(
-                    _as_layer(
-                        sr_layer(bicubic, grid, region, scale, f"{layer.name} bicubic x{scale}")
-                    )
-                )
-            self.viewer.add_layer(_as_layer(sr_layer(sr, grid, region, scale, name)))
+                add(bicubic, "bicubic")
+            add(sr, "SR")
 
         return job, on_done
 

@@ -24,9 +24,11 @@ from magicgui.widgets import (
 )
 from napari.utils.notifications import show_error, show_info
 
+from ...geometry import SUPPORTED_SCALES
 from ...train.config import STAGES, TrainConfig
-from ..workers import CANCELLED, progress_generator, start_job
-from .common import CHECKPOINT_CHOICE, LIVE_JOB_WIDGETS, device_choices
+from ..job_state import JobRunner, JobStatus
+from ..model_handover import MODEL_HANDOVER
+from .choices import device_choices
 
 
 class LossPlot:
@@ -72,11 +74,21 @@ class TrainWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
-        self.synchronous = False
-        defaults = TrainConfig()
+        self.runner = JobRunner(
+            cancelled_message="stopped; press Resume to continue (a resumable checkpoint was saved)"
+        )
+        self.best: Path | None = None
+        self.extend([*self._form(TrainConfig()), *self._controls(TrainConfig())])
+        self.plot = LossPlot()
+        self.native.layout().addWidget(self.plot.canvas)
+        self.runner.state.events.status.connect(self._on_status)
+        self.runner.state.events.message.connect(self._on_message)
+
+    def _form(self, defaults: TrainConfig) -> list:
+        """One field per TrainConfig setting the widget offers, with its defaults."""
         self.data_root = FileEdit(label="data folder", mode="d")
         self.out_dir = FileEdit(label="output folder", mode="d")
-        self.scale = ComboBox(label="scale", choices=[2, 4, 8], value=defaults.scale)
+        self.scale = ComboBox(label="scale", choices=list(SUPPORTED_SCALES), value=defaults.scale)
         self.classes = ComboBox(
             label="classes", choices=["binary", "subtype"], value=defaults.classes
         )
@@ -94,6 +106,24 @@ class TrainWidget(Container):
             label="classifier width", min=0.05, max=2.0, step=0.05, value=defaults.classifier_width
         )
         self.device = ComboBox(label="device", choices=[("auto", "auto"), *device_choices()])
+        return [
+            self.data_root,
+            self.out_dir,
+            self.scale,
+            self.classes,
+            self.stage,
+            self.folds,
+            self.fold,
+            self.epochs,
+            self.batch_size,
+            self.lr,
+            self.hr_crop_px,
+            self.sr_channels,
+            self.classifier_width,
+            self.device,
+        ]
+
+    def _controls(self, defaults: TrainConfig) -> list:
         self.start_button = PushButton(text="Start")
         self.resume_button = PushButton(text="Resume")
         self.stop_button = PushButton(text="Stop", enabled=False)
@@ -102,40 +132,29 @@ class TrainWidget(Container):
         self.batch_bar = ProgressBar(label="batches", min=0, max=1, value=0)
         self.status = Label(label="status", value="idle")
         self.checkpoint = Label(label="checkpoint", value="")
-        self.plot = LossPlot()
         self.start_button.changed.connect(lambda _: self.start(resume=False))
         self.resume_button.changed.connect(lambda _: self.start(resume=True))
         self.stop_button.changed.connect(self.stop)
         self.use_button.changed.connect(self.use_model)
-        self.extend(
-            [
-                self.data_root,
-                self.out_dir,
-                self.scale,
-                self.classes,
-                self.stage,
-                self.folds,
-                self.fold,
-                self.epochs,
-                self.batch_size,
-                self.lr,
-                self.hr_crop_px,
-                self.sr_channels,
-                self.classifier_width,
-                self.device,
-                self.start_button,
-                self.resume_button,
-                self.stop_button,
-                self.epoch_bar,
-                self.batch_bar,
-                self.status,
-                self.checkpoint,
-                self.use_button,
-            ]
-        )
-        self.native.layout().addWidget(self.plot.canvas)
-        self._token = None
-        self.worker = None
+        return [
+            self.start_button,
+            self.resume_button,
+            self.stop_button,
+            self.epoch_bar,
+            self.batch_bar,
+            self.status,
+            self.checkpoint,
+            self.use_button,
+        ]
+
+    @property
+    def synchronous(self) -> bool:
+        """Train in the calling thread (tests, scripts) instead of a napari worker."""
+        return self.runner.synchronous
+
+    @synchronous.setter
+    def synchronous(self, value: bool) -> None:
+        self.runner.synchronous = value
 
     def config(self) -> TrainConfig:
         return replace(
@@ -154,48 +173,43 @@ class TrainWidget(Container):
             device=self.device.value,
         )
 
-    def start(self, resume: bool = False) -> None:
-        from ...engine.runner import CancelToken
+    def _trainer(self, resume: bool):
         from ...train.loop import Trainer
 
         data_root, out_dir = Path(str(self.data_root.value)), Path(str(self.out_dir.value))
+        if str(self.out_dir.value) in ("", "."):
+            raise ValueError("choose an output folder")
+        if resume and not (out_dir / "last-state.safetensors").exists():
+            raise ValueError(f"{out_dir} holds no resumable training state")
+        return Trainer(data_root, out_dir, self.config())
+
+    def start(self, resume: bool = False) -> None:
+        """Train (or resume training) with the form's settings."""
+        if self.runner.state.status.busy:
+            return
         try:
-            if str(self.out_dir.value) in ("", "."):
-                raise ValueError("choose an output folder")
-            if resume and not (out_dir / "last-state.safetensors").exists():
-                raise ValueError(f"{out_dir} holds no resumable training state")
-            self._token = CancelToken()
-            trainer = Trainer(data_root, out_dir, self.config(), cancel=self._token)
+            trainer = self._trainer(resume)
         except (ValueError, LookupError, OSError) as error:
-            self.status.value = f"error: {error}"
-            show_error(f"SHISRCNet training: {error}")
+            self.runner.fail(error)
             return
 
-        def job(report):
-            trainer.events = report
+        def job(report, cancel):
+            trainer.events, trainer.cancel = report, cancel
             trainer.run(resume=resume)
-            return out_dir / "best.safetensors"
+            return trainer.out_dir / "best.safetensors"
 
-        generator = progress_generator(job)
-        self.start_button.enabled = self.resume_button.enabled = False
-        self.stop_button.enabled = True
         self.epoch_bar.max = trainer.config.epochs
-        self.status.value = "training…"
-        self.worker = start_job(
-            generator, self._on_event, self._on_finished, self._on_error, self.synchronous
-        )
+        self.runner.start(job, self._on_event, self._on_trained, "training…")
 
     def stop(self, _=None) -> None:
-        if self._token is not None:
-            self._token.cancel()
-            self.status.value = "stopping after this batch (a resumable checkpoint is saved)…"
+        self.runner.cancel("stopping after this batch (a resumable checkpoint is saved)…")
 
     def _on_event(self, event) -> None:
         if event.kind == "batch":
             self.batch_bar.max = max(1, event.batches_per_epoch)
             self.batch_bar.value = event.batch
             self.plot.add_batch(event.step, event.losses.get("total", float("nan")))
-            self.status.value = (
+            self.runner.state.message = (
                 f"epoch {event.epoch + 1}, batch {event.batch}/{event.batches_per_epoch}"
             )
         elif event.kind == "epoch":
@@ -203,31 +217,23 @@ class TrainWidget(Container):
             self.plot.add_epoch(event.epoch, event.metrics)
             self.checkpoint.value = str(event.checkpoint)
 
-    def _done(self) -> None:
-        self.start_button.enabled = self.resume_button.enabled = True
-        self.stop_button.enabled = False
+    def _on_trained(self, best: Path) -> None:
+        self.best = best
+        self.checkpoint.value = str(best)
+        self.use_button.enabled = best.exists()
 
-    def _on_finished(self, result) -> None:
-        self._done()
-        if result is CANCELLED:
-            self.status.value = "stopped; press Resume to continue"
-            show_info("SHISRCNet training stopped; a resumable checkpoint was saved")
-            return
-        self.best = result
-        self.checkpoint.value = str(result)
-        self.use_button.enabled = result.exists()
-        self.status.value = "done"
+    def _on_message(self, message: str) -> None:
+        self.status.value = message
 
-    def _on_error(self, error) -> None:
-        self._done()
-        self.status.value = f"error: {error}"
-        show_error(f"SHISRCNet training: {error}")
+    def _on_status(self, status: JobStatus) -> None:
+        self.start_button.enabled = self.resume_button.enabled = not status.busy
+        self.stop_button.enabled = status is JobStatus.RUNNING
+        if status is JobStatus.CANCELLED:
+            show_info(f"SHISRCNet training: {self.runner.state.message}")
+        elif status is JobStatus.FAILED:
+            show_error(f"SHISRCNet training: {self.runner.state.message.removeprefix('error: ')}")
 
     def use_model(self, _=None) -> None:
         """Point the Super-resolve and Classify tiles widgets at the best checkpoint."""
-        for widget in list(LIVE_JOB_WIDGETS):
-            try:
-                widget.model.value = CHECKPOINT_CHOICE
-                widget.checkpoint.value = self.best
-            except RuntimeError:  # its dock was closed and its Qt widgets deleted
-                LIVE_JOB_WIDGETS.discard(widget)
+        if self.best is not None:
+            MODEL_HANDOVER.chosen.emit(str(self.best))

@@ -1,6 +1,6 @@
-"""Giving freed host memory back to the operating system during long runs.
+"""The host machine: cores this process may use, and giving freed memory back to the OS.
 
-glibc's malloc keeps freed memory in per-thread arenas. A whole-slide run frees and
+Freed memory: glibc's malloc keeps freed memory in per-thread arenas. A whole-slide run frees and
 reallocates megabyte-sized tile buffers from several threads (readers, writer,
 pyramid builders) for minutes to hours, and the arenas' free space grows with the
 run's length: peak RSS then grows with slide size although the data in flight do not
@@ -14,8 +14,16 @@ a no-op.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 import time
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, where the OS tells)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _load_malloc_trim():

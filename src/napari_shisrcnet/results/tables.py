@@ -90,3 +90,14 @@ def write_tile_geojson(path: str | os.PathLike, rows: list[dict], colors: dict[s
     path = Path(path)
     _atomic_write_text(path, json.dumps({"type": "FeatureCollection", "features": features}))
     return path
+
+
+def read_tile_csv(path: str | os.PathLike) -> list[dict]:
+    """The rows of a tile CSV written by :func:`write_tile_csv`, numbers as numbers."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for key, value in row.items():
+            if key != "class_name":
+                row[key] = int(value) if key in ("row", "column") else float(value)
+    return rows

@@ -1,11 +1,12 @@
 """The output image pyramid, built chunk by chunk while level 0 is still being written.
 
-Level ``L + 1`` is the 2x2 mean of level ``L``. Every level has the chunks of level 0, so
-a chunk of level ``L + 1`` is made from the (up to) 2x2 chunks of level ``L`` under it; it
-is built as soon as those are written. SR tiles fill whole level-0 chunks, so during a run
-the pyramid grows behind the tiles (in their band order a level-1 chunk is ready two tile
-rows later) on a few threads: on a GPU this host work overlaps the network instead of
-following it, and level 0 is read back while its chunks are still in the page cache.
+Level ``L + 1`` is the 2x2 mean of level ``L`` (:func:`napari_shisrcnet.geometry.halve`).
+Every level has the chunks of level 0, so a chunk of level ``L + 1`` is made from the (up
+to) 2x2 chunks of level ``L`` under it; it is built as soon as those are written. SR tiles
+fill whole level-0 chunks, so during a run the pyramid grows behind the tiles (in their
+band order a level-1 chunk is ready two tile rows later) on a few threads: on a GPU this
+host work overlaps the network instead of following it, and level 0 is read back while its
+chunks are still in the page cache.
 Chunks whose sources were written by another process or an earlier run never complete
 here; :meth:`PyramidBuilder.finish` builds whatever is left, so the result is the same
 however the run went. Memory is a few bytes of bookkeeping per chunk plus one chunk's
@@ -20,25 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import zarr
 
-from ..engine.host_memory import PeriodicTrim
-from ..engine.runner import available_cores
+from ..geometry import halve
+from ..host import PeriodicTrim, available_cores
 
 PYRAMID_MIN_SIDE_PX = 256
 PYRAMID_THREADS = min(4, available_cores())
-
-
-def halve(pixels: np.ndarray) -> np.ndarray:
-    """(C, Y, X) uint8 -> (C, ceil(Y/2), ceil(X/2)): 2x2 means rounded half up, odd edges
-    repeated (a pyramid level's pixel is the mean of the four it covers)."""
-    _, height, width = pixels.shape
-    if height % 2 or width % 2:
-        pixels = np.pad(pixels, ((0, 0), (0, height % 2), (0, width % 2)), mode="edge")
-    rows = pixels[:, 0::2].astype(np.uint16)  # widened once, at half the rows
-    rows += pixels[:, 1::2]
-    total = rows[:, :, 0::2] + rows[:, :, 1::2]
-    total += 2
-    total //= 4
-    return total.astype(np.uint8)
 
 
 def pyramid_level_count(shape: tuple[int, int]) -> int:

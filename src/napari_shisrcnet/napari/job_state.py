@@ -1,0 +1,111 @@
+"""The state of a widget's job, as an evented object the widget's controls observe.
+
+:class:`JobRunner` is the one start / finish path of the Super-resolve, Classify tiles
+and Train widgets: it runs a core job in a napari worker (or synchronously, for tests and
+scripts), moves :class:`JobState` through idle -> running -> (cancelling ->) done,
+cancelled or failed, and refuses a second job while one runs, so every job stays
+cancellable. Widgets enable buttons and show messages from the state's events, never from
+flags of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from psygnal import evented
+
+from ..engine.runner import CancelToken, RunCancelled
+from .workers import progress_generator, start_job
+
+
+class JobStatus(str, Enum):
+    IDLE = "idle"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def busy(self) -> bool:
+        """A job is in flight (a new one cannot start)."""
+        return self in (JobStatus.RUNNING, JobStatus.CANCELLING)
+
+
+@evented
+@dataclass
+class JobState:
+    """What a widget's job is doing; ``events.status`` / ``events.message`` fire on change."""
+
+    status: JobStatus = JobStatus.IDLE
+    message: str = "idle"
+
+
+#: job(report, cancel) -> result: runs in a worker thread; ``report`` takes its events.
+Job = Callable[[Callable[[Any], None], CancelToken], Any]
+
+
+class JobRunner:
+    """Runs one job at a time for a widget and keeps its :class:`JobState` current."""
+
+    def __init__(self, cancelled_message: str = "cancelled; nothing was added") -> None:
+        self.state = JobState()
+        self.cancelled_message = cancelled_message
+        self.synchronous = False  # True: run in the calling thread (tests, scripts)
+        self.worker = None
+        self._token: CancelToken | None = None
+
+    def start(
+        self,
+        job: Job,
+        on_event: Callable[[Any], None],
+        on_done: Callable[[Any], None],
+        message: str = "running…",
+    ) -> bool:
+        """Start ``job``; ``on_event`` receives its events and ``on_done`` its result, on
+        the GUI thread. Returns False (and changes nothing) while another job runs."""
+        if self.state.status.busy:
+            return False
+        token = self._token = CancelToken()
+        self._set(JobStatus.RUNNING, message)
+
+        def finished(result) -> None:
+            try:
+                on_done(result)
+            except Exception as error:  # e.g. a layer napari refused
+                self.fail(error)
+                return
+            self._set(JobStatus.DONE, "done")
+
+        self.worker = start_job(
+            progress_generator(lambda report: job(report, token)),
+            on_event,
+            finished,
+            self._on_error,
+            self.synchronous,
+        )
+        return True
+
+    def cancel(self, message: str = "cancelling after the current batch…") -> None:
+        """Ask the running job to stop between batches."""
+        if self._token is not None and self.state.status is JobStatus.RUNNING:
+            self._token.cancel()
+            self._set(JobStatus.CANCELLING, message)
+
+    def fail(self, error: BaseException) -> None:
+        """A job that failed, or could not even start (bad choices)."""
+        self._set(JobStatus.FAILED, f"error: {error}")
+
+    def _set(self, status: JobStatus, message: str) -> None:
+        # The message first: observers of ``status`` read the new message.
+        self.state.message = message
+        self.state.status = status
+
+    def _on_error(self, error: BaseException) -> None:
+        if isinstance(error, RunCancelled):
+            self._set(JobStatus.CANCELLED, self.cancelled_message)
+        else:
+            self.fail(error)

@@ -1,0 +1,217 @@
+"""What one slide job is asked to do: :class:`SlideJobSettings`, one copy of the defaults.
+
+The command line builds it from one flag table, the cluster sends it to its workers as it
+is, the widgets take their defaults from it, and a result records its
+:meth:`~SlideJobSettings.signature` so that a rerun resumes only the same job.
+:func:`resolve` fills in what was left to the slide and the model (level, region, tile
+sizes); :func:`check_model` refuses a model that cannot give the outputs asked for.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+
+from .engine.inference import TileModel
+from .engine.super_resolution import default_sr_tile_px
+from .engine.tiling import DEFAULT_HALO_PX
+from .engine.tissue import MIN_TISSUE_FRACTION
+from .errors import OptionError
+from .geometry import Region
+from .io.slides import Slide, SlideMetadata
+
+#: Longest tile side accepted (a 8192 px x8 tile is already 4 GB of float activations).
+MAX_TILE_PX = 8192
+#: The paper's HR crop (384 px); the classifier's field of view in LR px is this / scale.
+PAPER_HR_CROP_PX = 384
+
+
+@dataclass(frozen=True)
+class SlideJobSettings:
+    """Settings of one slide job (:class:`~napari_shisrcnet.slide_job.SlideJob`).
+
+    Parameters
+    ----------
+    level : int
+        Pyramid level to read (0 = full resolution).
+    target_mpp : float, optional
+        Read the level whose µm/px is nearest this instead of ``level`` (needs a slide
+        with a known pixel size).
+    region : Region, optional
+        Rectangle of the level read, in its pixels; ``None`` = the whole level.
+    super_resolution, classification : bool
+        Which outputs to compute (at least one).
+    sr_tile_px : int, optional
+        SR tile core side; ``None`` = what suits the device (512 on CUDA, 256 elsewhere).
+    halo_px : int
+        SR context read on each side of a tile core.
+    classification_tile_px : int, optional
+        Classification tile side in level pixels; ``None`` = the model's training field
+        of view.
+    batch_size : int, optional
+        Tiles per batch; ``None`` = from free GPU memory (one SR / eight classification
+        tiles on the CPU).
+    min_tissue_fraction : float
+        A tile is classified when at least this fraction of it is tissue (0: every tile).
+    geojson, ome_tiff : bool
+        Also write tile polygons as GeoJSON / the image as a pyramidal OME-TIFF.
+    """
+
+    level: int = 0
+    target_mpp: float | None = None
+    region: Region | None = None
+    super_resolution: bool = True
+    classification: bool = True
+    sr_tile_px: int | None = None
+    halo_px: int = DEFAULT_HALO_PX
+    classification_tile_px: int | None = None
+    batch_size: int | None = None
+    min_tissue_fraction: float = MIN_TISSUE_FRACTION
+    geojson: bool = False
+    ome_tiff: bool = False
+
+    def __post_init__(self) -> None:
+        if not (self.super_resolution or self.classification):
+            raise OptionError(
+                "nothing to do: super-resolution and classification are both off",
+                "super_resolution",
+                "classification",
+            )
+        _check_at_least(self.level, 0, "the pyramid level", "level")
+        if self.target_mpp is not None and not self.target_mpp > 0:
+            raise OptionError(f"the target µm/px must be > 0, got {self.target_mpp}", "target_mpp")
+        if self.region is not None and (self.region.height < 1 or self.region.width < 1):
+            raise OptionError(f"the region must be at least 1x1 px, got {self.region}", "region")
+        for name, words in (
+            ("sr_tile_px", "the SR tile size"),
+            ("classification_tile_px", "the classification tile size"),
+        ):
+            if getattr(self, name) is not None:
+                _check_at_least(getattr(self, name), 1, words, name, MAX_TILE_PX)
+        _check_at_least(self.halo_px, 0, "the SR halo", "halo_px", MAX_TILE_PX)
+        if self.batch_size is not None:
+            _check_at_least(self.batch_size, 1, "the batch size", "batch_size")
+        if not 0.0 <= self.min_tissue_fraction <= 1.0:
+            raise OptionError(
+                f"the minimum tissue fraction must be in [0, 1], got {self.min_tissue_fraction}",
+                "min_tissue_fraction",
+            )
+
+    def replace(self, **changes) -> SlideJobSettings:
+        """A copy with ``changes`` (field names as keywords); unknown names are refused."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise TypeError(f"unknown slide job settings: {', '.join(sorted(unknown))}")
+        return replace(self, **changes) if changes else self
+
+    def signature(self) -> dict:
+        """The settings that decide a result's pixels, for resume checks (JSON-ready).
+
+        Call it on resolved settings (level, region and tile sizes filled in). Batch
+        sizes are recorded separately, and the optional GeoJSON / OME-TIFF copies do not
+        change the result.
+        """
+        region = self.region
+        return {
+            "level": self.level,
+            "region_yxhw": region.yxhw if region is not None else None,
+            "super_resolution": self.super_resolution,
+            "classification": self.classification,
+            "sr_tile_px": self.sr_tile_px if self.super_resolution else None,
+            "halo_px": self.halo_px if self.super_resolution else None,
+            "classification_tile_px": (
+                self.classification_tile_px if self.classification else None
+            ),
+            "min_tissue_fraction": self.min_tissue_fraction if self.classification else None,
+        }
+
+    def to_dict(self) -> dict:
+        """JSON-ready settings (the region as y, x, height, width)."""
+        values = asdict(self)
+        values["region"] = self.region.yxhw if self.region is not None else None
+        return values
+
+
+def _check_at_least(value, low: int, words: str, option: str, high: int | None = None) -> None:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        raise OptionError(f"{words} must be an integer >= {low}, got {value!r}", option)
+    if high is not None and value > high:
+        raise OptionError(f"{words} must be at most {high} px, got {value}", option)
+
+
+def check_model(settings: SlideJobSettings, model: TileModel) -> None:
+    """Refuse a model that cannot produce the outputs asked for, before any work."""
+    if settings.classification and not model.can_classify:
+        raise OptionError(
+            f"model {model.identity} has no classifier; use a SHISRCNet checkpoint or "
+            "turn classification off",
+            "model",
+            "classification",
+        )
+    if settings.super_resolution and not model.can_super_resolve:
+        raise OptionError(
+            f"model {model.identity} has no SR module; turn super-resolution off",
+            "model",
+            "super_resolution",
+        )
+
+
+def default_classification_tile_px(model: TileModel) -> int:
+    """The LR field of view the classifier learnt on."""
+    return model.training_tile_px or PAPER_HR_CROP_PX // model.scale
+
+
+def level_for_mpp(metadata: SlideMetadata, target_mpp: float) -> int:
+    """The pyramid level whose pixel size is nearest ``target_mpp`` (by ratio)."""
+    if metadata.mpp is None:
+        raise OptionError(
+            f"{metadata.path}: the pixel size is unknown; choose a pyramid level instead of "
+            "a target µm/px",
+            "target_mpp",
+            "level",
+        )
+    ratios = [
+        abs(np.log(metadata.level_mpp(i) / target_mpp)) for i in range(len(metadata.level_shapes))
+    ]
+    return int(np.argmin(ratios))
+
+
+def resolve(
+    settings: SlideJobSettings, slide: Slide, model: TileModel, recorded: dict
+) -> SlideJobSettings:
+    """``settings`` with level, region and tile sizes filled in for this slide and model.
+
+    An SR tile size left unset is the one the result there was started with (so it resumes
+    on any device), else what suits the model's device.
+    """
+    meta = slide.metadata
+    level = (
+        settings.level if settings.target_mpp is None else level_for_mpp(meta, settings.target_mpp)
+    )
+    if level >= len(slide.levels):
+        raise OptionError(
+            f"{meta.path}: level {level} requested; it has {len(slide.levels)} level(s)", "level"
+        )
+    shape = meta.level_shapes[level]
+    try:
+        region = (
+            Region.whole(shape) if settings.region is None else settings.region.clipped_to(shape)
+        )
+    except ValueError as error:
+        raise OptionError(str(error), "region") from None
+    sr_tile_px = settings.sr_tile_px
+    if settings.super_resolution and sr_tile_px is None:
+        sr_tile_px = (recorded.get("signature") or {}).get("sr_tile_px") or default_sr_tile_px(
+            model
+        )
+    classification_tile_px = settings.classification_tile_px
+    if settings.classification and classification_tile_px is None:
+        classification_tile_px = default_classification_tile_px(model)
+    return settings.replace(
+        level=level,
+        region=region,
+        sr_tile_px=sr_tile_px,
+        classification_tile_px=classification_tile_px,
+    )

@@ -1,0 +1,343 @@
+"""One slide's job in three phases: prepare the result, compute its tiles, finish it.
+
+:func:`napari_shisrcnet.api.process_slide` runs the three in one process; the cluster
+prepares on one worker, computes a shard of the batches on every worker, and finishes on
+one. Each phase can be rerun: batches already written are skipped, so an interrupted job
+resumes and ends bit-identical to an uninterrupted one.
+
+- :meth:`SlideJob.prepare` resolves the settings (level, region, tile sizes), then creates
+  the result or resumes the one there if it records the same signature, and fixes the
+  batch sizes, so every process batches alike;
+- :meth:`SlideJob.compute` super-resolves tiles into level 0 (the output pyramid grows
+  behind them) and classifies tissue tiles, all batches or one shard of them;
+- :meth:`SlideJob.finish` completes the pyramid and writes the NGFF metadata, labels,
+  probabilities, tables and optional copies, and marks the result complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+
+from ._version import __version__
+from .classes import class_colors
+from .engine.classification import (
+    TileClassification,
+    classify_region,
+    default_classification_batch_size,
+)
+from .engine.inference import TileModel
+from .engine.runner import CancelToken, ProgressCallback
+from .engine.super_resolution import default_batch_size, super_resolve_region
+from .engine.tiling import READ_BAND_PX, Tile, TileGrid
+from .geometry import PixelGrid, Region, block_mean, physical_grid
+from .io.slides import Slide
+from .results import tables
+from .results.ome_tiff import write_ome_tiff
+from .results.pyramid import PyramidBuilder
+from .results.store import ResultPaths, ResultStore, write_rgb_tile
+from .settings import SlideJobSettings, check_model, resolve
+
+#: Overview pixels per classification tile side when SR is off.
+OVERVIEW_PX_PER_TILE = 16
+
+
+@dataclass
+class SlideResult:
+    """Where one slide's results are, and what they say."""
+
+    zarr_path: Path
+    csv_path: Path | None = None
+    geojson_path: Path | None = None
+    ome_tiff_path: Path | None = None
+    summary: dict = field(default_factory=dict)
+    resumed_complete: bool = False
+
+
+def job_signature(slide: Slide, model: TileModel, resolved: SlideJobSettings) -> dict:
+    """What a result records to be resumed only by the same job: input, model, settings."""
+    path = slide.metadata.path
+    stat = path.stat() if path.exists() else None
+    return {
+        "input": str(path.resolve()) if stat else str(path),
+        "input_bytes": stat.st_size if stat and path.is_file() else None,
+        "input_mtime_ns": stat.st_mtime_ns if stat else None,
+        "model": model.identity,
+        "scale": model.scale,
+        **resolved.signature(),
+        "package_version": __version__,
+        "tile_order": f"bands-{READ_BAND_PX}",  # batches are slices of this order (resume)
+    }
+
+
+class SlideJob:
+    """One slide, one model, one result store, one set of settings (see the module)."""
+
+    def __init__(
+        self,
+        slide: Slide,
+        model: TileModel,
+        store: ResultStore,
+        settings: SlideJobSettings | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> None:
+        self.slide, self.model, self.store = slide, model, store
+        self.settings = settings or SlideJobSettings()
+        check_model(self.settings, model)
+        self.progress, self.cancel = progress, cancel
+        self.resolved: SlideJobSettings | None = None
+        self._pyramid: PyramidBuilder | None = None
+        self._classified: TileClassification | None = None
+        self._computed_all = False
+        self._started = time.perf_counter()
+
+    # -- prepare ------------------------------------------------------------------------
+    def prepare(self) -> SlideJob:
+        """Resolve the settings, create or resume the result, fix the batch sizes."""
+        if self.resolved is not None:
+            return self
+        resolved = resolve(self.settings, self.slide, self.model, self.store.recorded())
+        resume = self.store.open(job_signature(self.slide, self.model, resolved)).resume
+        self.resolved = resolved
+        if resume.complete:
+            return self
+        if resolved.super_resolution:
+            scale, region = self.model.scale, self._region
+            self.store.image_level0(
+                (region.height * scale, region.width * scale), resolved.sr_tile_px * scale
+            )
+            window = TileGrid(region, resolved.sr_tile_px, resolved.halo_px).window_shape
+            resume.remember(
+                "sr_batch_size", resolved.batch_size or default_batch_size(self.model, window)
+            )
+        if resolved.classification:
+            default = default_classification_batch_size(self.model, self._cls_px)
+            resume.remember("classification_batch_size", resolved.batch_size or default)
+        return self
+
+    @property
+    def complete(self) -> bool:
+        """The result was finished (by this job or an earlier run)."""
+        return self.prepare().store.resume.complete
+
+    @property
+    def _region(self) -> Region:
+        return self.resolved.region
+
+    @property
+    def _cls_px(self) -> int:
+        return self.resolved.classification_tile_px
+
+    # -- compute ------------------------------------------------------------------------
+    def compute(self, shard: tuple[int, int] | None = None) -> None:
+        """Compute the batches not written yet: all, or shard ``(k, n)``'s batches
+        k, k + n, ... (another process then finishes)."""
+        if self.complete:
+            return
+        if self.resolved.super_resolution:
+            self._compute_sr(shard)
+        if self.resolved.classification:
+            self._classified = self._compute_classification(shard)
+        self._computed_all = shard is None
+
+    def _compute_sr(self, shard: tuple[int, int] | None) -> None:
+        """SR tiles into level 0; the pyramid grows behind them (a shard's is built at
+        finish, by the process that finishes)."""
+        resume, scale, region = self.store.resume, self.model.scale, self._region
+        level0 = self.store.image_level(0)
+        if shard is None and self._pyramid is None:
+            self._pyramid = self.store.pyramid_builder()
+        pyramid = self._pyramid if shard is None else None
+
+        def write_core(tile: Tile, core: np.ndarray) -> None:
+            y0, x0 = (tile.core[0] - region.y) * scale, (tile.core[2] - region.x) * scale
+            write_rgb_tile(level0, y0, x0, core)
+            if pyramid is not None:
+                pyramid.level0_written(y0, x0)
+
+        try:
+            super_resolve_region(
+                self.slide.tile_sources[self.resolved.level],
+                region,
+                self.model,
+                write_core,
+                tile_px=self.resolved.sr_tile_px,
+                halo_px=self.resolved.halo_px,
+                batch_size=resume.remember("sr_batch_size", None),
+                skip_batches=resume.done_batches("sr"),
+                shard=shard,
+                on_batch_written=lambda index: resume.mark_batch_done(
+                    "sr", index, None if shard is None else shard[0]
+                ),
+                progress=self.progress,
+                cancel=self.cancel,
+            )
+        except BaseException:
+            self.close()
+            raise
+
+    def _compute_classification(self, shard: tuple[int, int] | None) -> TileClassification:
+        resume, model = self.store.resume, self.model
+        grid = TileGrid(self._region, self._cls_px)
+        probabilities, done = resume.restore_classified(grid.shape, len(model.class_names))
+
+        def save(batch, outputs) -> None:
+            positions = np.array([(t.row, t.column) for t in batch.tiles], np.float32)
+            resume.save_classified_batch(batch.index, positions, outputs)
+
+        try:
+            return classify_region(
+                self.slide.tile_sources,
+                self.resolved.level,
+                self._region,
+                model,
+                model.class_names,
+                tile_px=self._cls_px,
+                probabilities=probabilities,
+                batch_size=resume.remember("classification_batch_size", None),
+                min_tissue_fraction=self.resolved.min_tissue_fraction,
+                skip_batches=done,
+                shard=shard,
+                on_batch_written=save,
+                progress=self.progress,
+                cancel=self.cancel,
+            )
+        except BaseException:
+            self.close()  # stops the pyramid's threads
+            raise
+
+    # -- finish -------------------------------------------------------------------------
+    def finish(self) -> SlideResult:
+        """Write every output not written yet and mark the result complete."""
+        if self.complete:
+            return self._finished_result(resumed=True)
+        if not self._computed_all:
+            self.compute()  # restores what other processes computed; computes what is left
+        try:
+            summary = self._finish_image()
+        finally:
+            self.close()
+        if self._classified is not None:
+            summary.update(self._write_classification(self._classified))
+        self.store.resume.mark_complete(summary)
+        return self._finished_result(resumed=False)
+
+    def _level_grid(self) -> PixelGrid:
+        return physical_grid(self.slide.metadata.level_mpp(self.resolved.level))
+
+    def _finish_image(self) -> dict:
+        region, meta = self._region, self.slide.metadata
+        # SR output pixels span 1/scale level pixels; the overview's span several.
+        sr = self.resolved.super_resolution
+        step = 1.0 / self.model.scale if sr else self._write_overview()
+        grid = self._level_grid().coarser(step, (region.y, region.x))
+        paths = self.store.paths
+        n_levels = self.store.finish_image(grid, paths.stem, self._pyramid)
+        return {
+            "input": str(meta.path),
+            "level": self.resolved.level,
+            "region_xywh": [region.x, region.y, region.width, region.height],
+            "mpp": meta.level_mpp(self.resolved.level),
+            "model": self.model.identity,
+            "scale": self.model.scale if self.resolved.super_resolution else None,
+            "output_shape_yx": list(self.store.group["0"].shape[1:]),
+            "pyramid_levels": n_levels,
+            "seconds": round(time.perf_counter() - self._started, 2),
+        }
+
+    def _write_overview(self) -> float:
+        """Without SR the labels still need an image: the region at ~16 px per tile."""
+        region = self._region
+        step = max(1, self._cls_px // OVERVIEW_PX_PER_TILE)
+        source = self.slide.levels[self.resolved.level][
+            region.y : region.y + region.height, region.x : region.x + region.width
+        ]
+        small = block_mean(source, step).transpose(2, 0, 1)
+        level0 = self.store.image_level0(small.shape[1:], 512)
+        # Local threads, even when a dask.distributed client is the default scheduler.
+        da.store(small.rechunk(level0.chunks), level0, lock=False, scheduler="threads")
+        return float(step)
+
+    def _write_classification(self, classified: TileClassification) -> dict:
+        """Labels, probabilities and the tile table; the summary's classification part."""
+        names, level, cls_px = classified.class_names, self.resolved.level, self._cls_px
+        meta, paths = self.slide.metadata, self.store.paths
+        grid = self._level_grid().coarser(cls_px, (self._region.y, self._region.x))
+        self.store.write_probabilities(classified.probabilities)
+        self.store.write_labels(classified.label_map, names, class_colors(names), grid)
+        rows = tables.tile_rows(classified, meta.level_downsamples[level], meta.mpp)
+        tables.write_tile_csv(paths.csv, rows, names)
+        counts = classified.counts()
+        level_mpp = meta.level_mpp(level)
+        tile_area_mm2 = (cls_px * level_mpp / 1000.0) ** 2 if level_mpp else None
+        return {
+            "classification_tile_px": cls_px,
+            "tiles": int(np.prod(classified.grid.shape)),
+            "tissue_tiles": int(classified.tissue.sum()),
+            "tiles_per_class": counts,
+            "area_mm2_per_class": (
+                {k: round(v * tile_area_mm2, 4) for k, v in counts.items()}
+                if tile_area_mm2
+                else None
+            ),
+        }
+
+    def _finished_result(self, resumed: bool) -> SlideResult:
+        """The result, with the optional copies asked for written where missing."""
+        paths = self.store.paths
+        result = SlideResult(
+            paths.zarr, summary=self.store.resume.summary, resumed_complete=resumed
+        )
+        result.csv_path = paths.csv if paths.csv.exists() else None
+        wanted = {"geojson": self.resolved.geojson, "ome_tiff": self.resolved.ome_tiff}
+        missing = {
+            k for k, v in wanted.items() if v and not (resumed and getattr(paths, k).exists())
+        }
+        if "geojson" in missing and result.csv_path is not None:
+            self._write_geojson(paths)
+        if "ome_tiff" in missing:
+            write_ome_tiff(paths.zarr, paths.ome_tiff)
+        result.geojson_path = paths.geojson if paths.geojson.exists() else None
+        result.ome_tiff_path = paths.ome_tiff if paths.ome_tiff.exists() else None
+        return result
+
+    def _write_geojson(self, paths: ResultPaths) -> None:
+        rows = tables.read_tile_csv(paths.csv)
+        names = self.model.class_names
+        tables.write_tile_geojson(
+            paths.geojson, rows, dict(zip(names, class_colors(names), strict=True))
+        )
+
+    def close(self) -> None:
+        """Stop the pyramid's threads (after an error or a cancel)."""
+        if self._pyramid is not None:
+            self._pyramid.close()
+            self._pyramid = None
+
+
+@contextlib.contextmanager
+def open_slide_job(
+    slide: Slide,
+    out_dir: str | os.PathLike,
+    model: TileModel,
+    settings: SlideJobSettings,
+    *,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+):
+    """A :class:`SlideJob` writing ``out_dir/<name>.ome.zarr``; closed on exit."""
+    store = ResultStore(ResultPaths.for_slide(out_dir, slide.metadata.path).zarr, overwrite)
+    job = SlideJob(slide, model, store, settings, progress=progress, cancel=cancel)
+    try:
+        yield job
+    finally:
+        job.close()

@@ -1,0 +1,67 @@
+"""The network to train: built from a TrainConfig, initialised from checkpoints, averaged."""
+
+from __future__ import annotations
+
+import torch
+
+from ..model import SHISRCNet, SKNetFPNClassifier, SRMFENet, load_checkpoint
+from .config import TrainConfig
+
+
+def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
+    model_config = config.model_config(num_classes)
+    if config.stage == "sr":
+        return SRMFENet(model_config.sr)
+    if config.stage == "classifier":
+        return SKNetFPNClassifier(model_config.classifier)
+    return SHISRCNet(model_config)
+
+
+def initialise_from(model: torch.nn.Module, checkpoint: str) -> None:
+    """Load weights for fine-tuning: same architecture, or one module of a joint model
+    (SR-only weights into its SR module, classifier-only weights into its classifier).
+
+    ``checkpoint`` is a file or ``"default"`` (the bundled model).
+    """
+    from ..model.bundled import bundled_weights_path
+
+    source, info = load_checkpoint(
+        bundled_weights_path("default") if checkpoint == "default" else checkpoint
+    )
+    if isinstance(model, SHISRCNet) and isinstance(source, SRMFENet):
+        target = model.sr_module
+    elif isinstance(model, SHISRCNet) and isinstance(source, SKNetFPNClassifier):
+        target = model.classifier
+    elif type(source) is type(model):
+        target = model
+    else:
+        raise ValueError(
+            f"{checkpoint}: a {info.architecture} cannot initialise a {type(model).__name__}"
+        )
+    try:
+        target.load_state_dict(source.state_dict())
+    except RuntimeError:
+        raise ValueError(
+            f"{checkpoint}: its {info.architecture} config differs from the one being "
+            "trained (channels, blocks, scale or classes)"
+        ) from None
+
+
+def ema_with_warmup(decay: float):
+    """Exponential moving average whose decay ramps up as (1 + n) / (10 + n) to ``decay``.
+
+    Without the ramp the average starts as the initial weights and BatchNorm statistics
+    (running variance 1) and needs ~1 / (1 - decay) steps to forget them: a short run
+    would validate a network normalised by statistics it never had. (timm's ModelEma
+    uses the same warm-up.)
+    """
+
+    def average(averaged: list, current: list, num_averaged) -> None:
+        steps = float(num_averaged)
+        rate = 1 - min(decay, (1 + steps) / (10 + steps))
+        if averaged[0].is_floating_point():
+            torch._foreach_lerp_(averaged, current, rate)
+        else:  # integer buffers (BatchNorm's batch counter): follow the model
+            torch._foreach_copy_(averaged, current)
+
+    return average
