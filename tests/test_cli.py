@@ -97,3 +97,51 @@ def test_missing_bundled_model_is_a_one_line_error(tmp_path, pyramid_tiff, capsy
     error = capsys.readouterr().err.strip()
     assert code != 0 and "no bundled 'default' model" in error and len(error.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_every_job_setting_has_one_flag_and_the_same_defaults():
+    from dataclasses import fields
+
+    from napari_shisrcnet.cli import build_parser
+    from napari_shisrcnet.predict_cli import SETTING_FLAGS, settings_from_args
+    from napari_shisrcnet.settings import SlideJobSettings
+
+    settings = [f.name for f in fields(SlideJobSettings)]
+    assert sorted(row.setting for row in SETTING_FLAGS) == sorted(settings)
+    args = build_parser().parse_args(["predict", "slide.svs", "--out", "o"])
+    assert settings_from_args(args) == SlideJobSettings()
+    args = build_parser().parse_args(
+        ["predict", "s.svs", "--out", "o", "--no-sr", "--format", "ome-tiff", "--tile-px", "96"]
+    )
+    assert settings_from_args(args) == SlideJobSettings(
+        super_resolution=False, ome_tiff=True, sr_tile_px=96
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "line"),
+    [
+        (["--halo-px", "-5"], "the SR halo must be an integer >= 0, got -5 (--halo-px)"),
+        (["--no-sr", "--no-classify"], "both off (--no-sr, --no-classify)"),
+        (["--min-tissue", "2"], "must be in [0, 1], got 2.0 (--min-tissue)"),
+    ],
+)
+def test_setting_errors_name_their_flag_and_write_nothing(
+    tmp_path, pyramid_tiff, capsys, arguments, line
+):
+    out = tmp_path / "out"
+    code = main(["predict", str(pyramid_tiff), "--out", str(out), "--model", "bicubic", *arguments])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and error.startswith("shisrcnet: error: ") and error.endswith(line)
+    assert not out.exists()
+
+
+def test_a_different_run_is_refused_with_the_flags_that_resolve_it(tmp_path, pyramid_tiff, capsys):
+    common = ["predict", str(pyramid_tiff), "--out", str(tmp_path), "--model", "bicubic"]
+    common += ["--no-classify", "--region", "0,0,64,64"]
+    assert main(common) == 0
+    assert main([*common, "--tile-px", "32"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "holds a result of a different run" in error
+    assert error.endswith("overwrite it or choose another output folder (--overwrite, --out)")
+    assert main([*common, "--tile-px", "32", "--overwrite"]) == 0

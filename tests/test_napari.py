@@ -234,3 +234,75 @@ def test_train_widget_stop_leaves_a_resumable_checkpoint(
     widget.start(resume=True)
     qtbot.waitUntil(lambda: widget.status.value == "done", timeout=120_000)
     assert (tmp_path / "best.safetensors").exists()
+
+
+def test_a_second_run_while_one_runs_is_refused_and_the_first_stays_cancellable(
+    classify_widget, qtbot
+):
+    from napari_shisrcnet.napari.job_state import JobStatus
+
+    viewer, widget = classify_widget
+    statuses = []
+    widget.runner.state.events.status.connect(statuses.append)
+    widget.tile_px.value = 16  # many small tiles: time to press Run again
+    widget.run()
+    first = widget.runner.worker
+    widget.run()  # refused: the first job keeps its worker and its cancel token
+    assert widget.runner.worker is first and not widget.run_button.enabled
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=60_000)
+    assert statuses == [JobStatus.RUNNING, JobStatus.CANCELLING, JobStatus.CANCELLED]
+    assert widget.status.value.startswith("cancelled")
+
+
+def test_job_runner_states_and_failures_without_a_viewer():
+    from napari_shisrcnet.engine.runner import RunCancelled
+    from napari_shisrcnet.napari.job_state import JobRunner, JobStatus
+
+    runner = JobRunner()
+    runner.synchronous = True
+    seen, results = [], []
+    runner.state.events.status.connect(lambda status: seen.append((status, runner.state.message)))
+    runner.start(lambda report, cancel: report("event") or 42, results.append, results.append)
+    assert results == ["event", 42] and seen[-1] == (JobStatus.DONE, "done")
+
+    def cancelled(report, cancel):
+        raise RunCancelled("stopped")
+
+    runner.start(cancelled, print, results.append)
+    assert seen[-1] == (JobStatus.CANCELLED, "cancelled; nothing was added")
+
+    def broken(report, cancel):
+        raise ValueError("slide has 4 channels; expected RGB")
+
+    runner.start(broken, print, results.append)
+    assert seen[-1] == (JobStatus.FAILED, "error: slide has 4 channels; expected RGB")
+    assert results == ["event", 42]  # on_done ran once, for the job that finished
+
+
+def test_use_this_model_reaches_every_open_job_widget(make_napari_viewer, tmp_path):
+    from napari_shisrcnet.napari.model_handover import MODEL_HANDOVER
+
+    viewer = make_napari_viewer()
+    widgets = [SuperResolveWidget(viewer), ClassifyTilesWidget(viewer)]
+    MODEL_HANDOVER.chosen.emit(str(tmp_path / "best.safetensors"))
+    for widget in widgets:
+        assert widget.model.value == CHECKPOINT_CHOICE
+        assert Path(str(widget.checkpoint.value)) == tmp_path / "best.safetensors"
+
+
+def test_saved_image_layers_keep_their_place(tmp_path):
+    import zarr
+
+    from napari_shisrcnet.napari.writer import write_image_layer
+
+    image = np.zeros((600, 300, 3), np.uint8)
+    meta = {"rgb": True, "scale": (0.5, 0.5), "translate": (100.0, 40.0)}
+    meta["units"] = ("micrometer", "micrometer")
+    [path] = write_image_layer(str(tmp_path / "placed"), image, meta)
+    datasets = zarr.open_group(path, mode="r").attrs["multiscales"][0]["datasets"]
+    first, second = (d["coordinateTransformations"] for d in datasets[:2])
+    assert first[0]["scale"] == [1.0, 0.5, 0.5] and first[1]["translation"] == [0.0, 100.0, 40.0]
+    # Level 1's pixel centre is half a level-0 pixel further in.
+    assert second[0]["scale"] == [1.0, 1.0, 1.0]
+    assert second[1]["translation"] == [0.0, 100.25, 40.25]
