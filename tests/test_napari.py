@@ -241,7 +241,7 @@ def test_a_second_run_while_one_runs_is_refused_and_the_first_stays_cancellable(
 ):
     from napari_shisrcnet.napari.job_state import JobStatus
 
-    viewer, widget = classify_widget
+    _, widget = classify_widget
     statuses = []
     widget.runner.state.events.status.connect(statuses.append)
     widget.tile_px.value = 16  # many small tiles: time to press Run again

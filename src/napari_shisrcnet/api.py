@@ -75,10 +75,15 @@ def load_model(
     """
     if isinstance(spec, TileModel):
         return spec
-    speed = {"compile": compile, "cuda_graphs": cuda_graphs}
     if str(spec) == "bicubic":
         scale = scale or 2
-        return TileModel(BicubicSR(scale), device, identity=f"bicubic-x{scale}", **speed)
+        return TileModel(
+            BicubicSR(scale),
+            device,
+            identity=f"bicubic-x{scale}",
+            compile=compile,
+            cuda_graphs=cuda_graphs,
+        )
     path = bundled_weights_path(str(spec)) if str(spec) == "default" else Path(spec)
     model, info = load_checkpoint(path, expected_scale=scale)
     provenance = info.provenance or {}
@@ -89,7 +94,8 @@ def load_model(
         class_names=info.class_names,
         identity=f"{info.architecture}:{info.tensors_sha256[:16]}",
         training_tile_px=hr_crop_px // info.scale if info.scale else None,
-        **speed,
+        compile=compile,
+        cuda_graphs=cuda_graphs,
     )
 
 
@@ -144,6 +150,7 @@ def super_resolve(
     check_model(settings, tile_model)
     resolved = resolve(settings, slide, tile_model, {})
     region, scale = resolved.region, tile_model.scale
+    assert region is not None  # resolve() fills it in
     output = np.zeros((region.height * scale, region.width * scale, 3), np.uint8)
     super_resolve_region(
         slide.tile_sources[resolved.level],
@@ -178,13 +185,15 @@ def classify_tiles(
     slide, tile_model = as_slide(image_or_path), load_model(model, device)
     check_model(settings, tile_model)
     resolved = resolve(settings, slide, tile_model, {})
+    region, tile_px = resolved.region, resolved.classification_tile_px
+    assert region is not None and tile_px is not None  # resolve() fills them in
     return classify_region(
         slide.tile_sources,
         resolved.level,
-        resolved.region,
+        region,
         tile_model,
         tile_model.class_names,
-        tile_px=resolved.classification_tile_px,
+        tile_px=tile_px,
         batch_size=resolved.batch_size,
         min_tissue_fraction=resolved.min_tissue_fraction,
         progress=progress,

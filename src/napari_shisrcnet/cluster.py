@@ -59,7 +59,9 @@ def _prepare(path, out_dir, spec: ModelSpec, settings, overwrite: bool, run_id: 
     record = read_record(result_zarr_path(out_dir, path)) or {}
     overwrite = overwrite and record.get(_RUN_ID_KEY) != run_id
     with _job(path, out_dir, spec, settings, overwrite) as job:
-        job.prepare().store.resume.set(_RUN_ID_KEY, run_id)
+        resume = job.prepare().store.resume
+        assert resume is not None  # prepare() opened the result
+        resume.set(_RUN_ID_KEY, run_id)
 
 
 def _run_shard(path, out_dir, spec, settings, shard: tuple[int, int], _prepared) -> tuple:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zarr
@@ -21,6 +22,7 @@ from .classes import class_colors
 from .figures import pyplot, save
 from .geometry import Region
 from .io.synthetic import write_synthetic_slide
+from .io.zarr_nodes import array_at
 from .model.bundled import BundledModelMissing
 
 DEMO_SLIDE_PX = (2048, 2048)
@@ -67,8 +69,8 @@ def save_overlay(overview: np.ndarray, label_map: np.ndarray, names, counts: dic
     axis.imshow(rgba, extent=(0, overview.shape[1], overview.shape[0], 0), interpolation="nearest")
     axis.legend(
         handles=[
-            Patch(color=np.array(c) / 255, label=f"{n} ({counts[n]} tiles)")
-            for n, c in zip(names, colors, strict=True)
+            Patch(color=(r / 255, g / 255, b / 255), label=f"{n} ({counts[n]} tiles)")
+            for n, (r, g, b) in zip(names, colors, strict=True)
         ],
         loc="upper right",
     )
@@ -91,7 +93,8 @@ def _super_resolve_centre(slide, tile_model, out_dir: Path) -> dict:
         classification=False,
         overwrite=True,
     )
-    sr = zarr.open_group(sr_result.zarr_path, mode="r")["0"][:].transpose(1, 2, 0)
+    sr_level0 = array_at(zarr.open_group(sr_result.zarr_path, mode="r"), "0")
+    sr = np.asarray(sr_level0[:]).transpose(1, 2, 0)
     bicubic = api.super_resolve(
         slide, api.load_model("bicubic", "cpu", tile_model.scale), region=region
     )
@@ -115,7 +118,7 @@ def _classify_slide(slide, tile_model, out_dir: Path) -> dict:
         overwrite=True,
     )
     group = zarr.open_group(classified.zarr_path, mode="r")
-    label_map = group["labels/tile_classes/0"][0]
+    label_map = np.asarray(array_at(group, "labels/tile_classes/0")[0])
     counts = classified.summary["tiles_per_class"]
     step = max(1, round(max(slide.shape) / 1024))
     overview = slide.levels[0][::step, ::step].compute()
@@ -133,7 +136,10 @@ def _classify_slide(slide, tile_model, out_dir: Path) -> dict:
 
 
 def run_demo(
-    out_dir: str | Path, input_path: str | None = None, model: str = "default", device: str = "auto"
+    out_dir: str | Path,
+    input_path: str | Path | None = None,
+    model: str = "default",
+    device: str = "auto",
 ) -> dict:
     """Run the demo into ``out_dir`` and return its summary (also written as summary.json)."""
     out_dir = Path(out_dir)
@@ -142,7 +148,11 @@ def run_demo(
     if input_path is None:
         input_path = write_synthetic_slide(out_dir / "sample-he.tif", DEMO_SLIDE_PX, mpp=DEMO_MPP)
     tile_model, used = _model(model, device)
-    summary = {"napari_shisrcnet": __version__, "input": str(input_path), "model": used}
+    summary: dict[str, Any] = {
+        "napari_shisrcnet": __version__,
+        "input": str(input_path),
+        "model": used,
+    }
     with api.open_slide(input_path) as slide:
         summary.update(_super_resolve_centre(slide, tile_model, out_dir))
         if tile_model.can_classify:

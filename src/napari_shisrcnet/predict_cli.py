@@ -216,7 +216,7 @@ def error_line(error: BaseException, option_flags: dict[str, str] = OPTION_FLAGS
     return f"shisrcnet: error: {error}{hint}"
 
 
-def _progress_bars():
+def _progress_bars() -> tuple[dict, Callable[..., None]]:
     from tqdm import tqdm
 
     bars: dict[str, tqdm] = {}

@@ -135,9 +135,9 @@ class SlideJobSettings:
 
 
 def _check_at_least(value, low: int, words: str, option: str, high: int | None = None) -> None:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or int(value) < low:
         raise OptionError(f"{words} must be an integer >= {low}, got {value!r}", option)
-    if high is not None and value > high:
+    if high is not None and int(value) > high:
         raise OptionError(f"{words} must be at most {high} px, got {value}", option)
 
 
@@ -172,9 +172,9 @@ def level_for_mpp(metadata: SlideMetadata, target_mpp: float) -> int:
             "target_mpp",
             "level",
         )
-    ratios = [
-        abs(np.log(metadata.level_mpp(i) / target_mpp)) for i in range(len(metadata.level_shapes))
-    ]
+    level_mpps = [metadata.level_mpp(i) for i in range(len(metadata.level_shapes))]
+    # Every level's pixel size is known here (the slide's is), so none is left out.
+    ratios = [abs(np.log(mpp / target_mpp)) for mpp in level_mpps if mpp is not None]
     return int(np.argmin(ratios))
 
 

@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 
 from ._version import __version__
@@ -41,6 +40,7 @@ from .io.slides import Slide
 from .results import tables
 from .results.ome_tiff import write_ome_tiff
 from .results.pyramid import PyramidBuilder
+from .results.resume import ResumeState
 from .results.store import ResultPaths, ResultStore, write_rgb_tile
 from .settings import SlideJobSettings, check_model, resolve
 
@@ -105,16 +105,15 @@ class SlideJob:
         if self.resolved is not None:
             return self
         resolved = resolve(self.settings, self.slide, self.model, self.store.recorded())
-        resume = self.store.open(job_signature(self.slide, self.model, resolved)).resume
+        self.store.open(job_signature(self.slide, self.model, resolved))
         self.resolved = resolved
+        resume = self._resume
         if resume.complete:
             return self
         if resolved.super_resolution:
-            scale, region = self.model.scale, self._region
-            self.store.image_level0(
-                (region.height * scale, region.width * scale), resolved.sr_tile_px * scale
-            )
-            window = TileGrid(region, resolved.sr_tile_px, resolved.halo_px).window_shape
+            scale, region, tile_px = self.model.scale, self._region, self._sr_tile_px
+            self.store.image_level0((region.height * scale, region.width * scale), tile_px * scale)
+            window = TileGrid(region, tile_px, resolved.halo_px).window_shape
             resume.remember(
                 "sr_batch_size", resolved.batch_size or default_batch_size(self.model, window)
             )
@@ -126,15 +125,38 @@ class SlideJob:
     @property
     def complete(self) -> bool:
         """The result was finished (by this job or an earlier run)."""
-        return self.prepare().store.resume.complete
+        return self.prepare()._resume.complete
+
+    @property
+    def _resolved(self) -> SlideJobSettings:
+        """The resolved settings (:meth:`prepare` sets them)."""
+        assert self.resolved is not None, "prepare() the job first"
+        return self.resolved
+
+    @property
+    def _resume(self) -> ResumeState:
+        """The result's resume state (:meth:`prepare` opens the result)."""
+        resume = self.store.resume
+        assert resume is not None, "prepare() the job first"
+        return resume
 
     @property
     def _region(self) -> Region:
-        return self.resolved.region
+        region = self._resolved.region
+        assert region is not None  # resolve() fills it in
+        return region
+
+    @property
+    def _sr_tile_px(self) -> int:
+        tile_px = self._resolved.sr_tile_px
+        assert tile_px is not None  # resolve() fills it in when super-resolving
+        return tile_px
 
     @property
     def _cls_px(self) -> int:
-        return self.resolved.classification_tile_px
+        tile_px = self._resolved.classification_tile_px
+        assert tile_px is not None  # resolve() fills it in when classifying
+        return tile_px
 
     # -- compute ------------------------------------------------------------------------
     def compute(self, shard: tuple[int, int] | None = None) -> None:
@@ -142,16 +164,16 @@ class SlideJob:
         k, k + n, ... (another process then finishes)."""
         if self.complete:
             return
-        if self.resolved.super_resolution:
+        if self._resolved.super_resolution:
             self._compute_sr(shard)
-        if self.resolved.classification:
+        if self._resolved.classification:
             self._classified = self._compute_classification(shard)
         self._computed_all = shard is None
 
     def _compute_sr(self, shard: tuple[int, int] | None) -> None:
         """SR tiles into level 0; the pyramid grows behind them (a shard's is built at
         finish, by the process that finishes)."""
-        resume, scale, region = self.store.resume, self.model.scale, self._region
+        resume, scale, region = self._resume, self.model.scale, self._region
         level0 = self.store.image_level(0)
         if shard is None and self._pyramid is None:
             self._pyramid = self.store.pyramid_builder()
@@ -165,12 +187,12 @@ class SlideJob:
 
         try:
             super_resolve_region(
-                self.slide.tile_sources[self.resolved.level],
+                self.slide.tile_sources[self._resolved.level],
                 region,
                 self.model,
                 write_core,
-                tile_px=self.resolved.sr_tile_px,
-                halo_px=self.resolved.halo_px,
+                tile_px=self._sr_tile_px,
+                halo_px=self._resolved.halo_px,
                 batch_size=resume.remember("sr_batch_size", None),
                 skip_batches=resume.done_batches("sr"),
                 shard=shard,
@@ -185,7 +207,7 @@ class SlideJob:
             raise
 
     def _compute_classification(self, shard: tuple[int, int] | None) -> TileClassification:
-        resume, model = self.store.resume, self.model
+        resume, model = self._resume, self.model
         grid = TileGrid(self._region, self._cls_px)
         probabilities, done = resume.restore_classified(grid.shape, len(model.class_names))
 
@@ -196,14 +218,14 @@ class SlideJob:
         try:
             return classify_region(
                 self.slide.tile_sources,
-                self.resolved.level,
+                self._resolved.level,
                 self._region,
                 model,
                 model.class_names,
                 tile_px=self._cls_px,
                 probabilities=probabilities,
                 batch_size=resume.remember("classification_batch_size", None),
-                min_tissue_fraction=self.resolved.min_tissue_fraction,
+                min_tissue_fraction=self._resolved.min_tissue_fraction,
                 skip_batches=done,
                 shard=shard,
                 on_batch_written=save,
@@ -227,28 +249,28 @@ class SlideJob:
             self.close()
         if self._classified is not None:
             summary.update(self._write_classification(self._classified))
-        self.store.resume.mark_complete(summary)
+        self._resume.mark_complete(summary)
         return self._finished_result(resumed=False)
 
     def _level_grid(self) -> PixelGrid:
-        return physical_grid(self.slide.metadata.level_mpp(self.resolved.level))
+        return physical_grid(self.slide.metadata.level_mpp(self._resolved.level))
 
     def _finish_image(self) -> dict:
         region, meta = self._region, self.slide.metadata
         # SR output pixels span 1/scale level pixels; the overview's span several.
-        sr = self.resolved.super_resolution
+        sr = self._resolved.super_resolution
         step = 1.0 / self.model.scale if sr else self._write_overview()
         grid = self._level_grid().coarser(step, (region.y, region.x))
         paths = self.store.paths
         n_levels = self.store.finish_image(grid, paths.stem, self._pyramid)
         return {
             "input": str(meta.path),
-            "level": self.resolved.level,
+            "level": self._resolved.level,
             "region_xywh": [region.x, region.y, region.width, region.height],
-            "mpp": meta.level_mpp(self.resolved.level),
+            "mpp": meta.level_mpp(self._resolved.level),
             "model": self.model.identity,
-            "scale": self.model.scale if self.resolved.super_resolution else None,
-            "output_shape_yx": list(self.store.group["0"].shape[1:]),
+            "scale": self.model.scale if self._resolved.super_resolution else None,
+            "output_shape_yx": list(self.store.image_level(0).shape[1:]),
             "pyramid_levels": n_levels,
             "seconds": round(time.perf_counter() - self._started, 2),
         }
@@ -257,18 +279,18 @@ class SlideJob:
         """Without SR the labels still need an image: the region at ~16 px per tile."""
         region = self._region
         step = max(1, self._cls_px // OVERVIEW_PX_PER_TILE)
-        source = self.slide.levels[self.resolved.level][
+        source = self.slide.levels[self._resolved.level][
             region.y : region.y + region.height, region.x : region.x + region.width
         ]
         small = block_mean(source, step).transpose(2, 0, 1)
         level0 = self.store.image_level0(small.shape[1:], 512)
         # Local threads, even when a dask.distributed client is the default scheduler.
-        da.store(small.rechunk(level0.chunks), level0, lock=False, scheduler="threads")
+        small.rechunk(level0.chunks).store(level0, lock=False, scheduler="threads")
         return float(step)
 
     def _write_classification(self, classified: TileClassification) -> dict:
         """Labels, probabilities and the tile table; the summary's classification part."""
-        names, level, cls_px = classified.class_names, self.resolved.level, self._cls_px
+        names, level, cls_px = classified.class_names, self._resolved.level, self._cls_px
         meta, paths = self.slide.metadata, self.store.paths
         grid = self._level_grid().coarser(cls_px, (self._region.y, self._region.x))
         self.store.write_probabilities(classified.probabilities)
@@ -293,11 +315,9 @@ class SlideJob:
     def _finished_result(self, resumed: bool) -> SlideResult:
         """The result, with the optional copies asked for written where missing."""
         paths = self.store.paths
-        result = SlideResult(
-            paths.zarr, summary=self.store.resume.summary, resumed_complete=resumed
-        )
+        result = SlideResult(paths.zarr, summary=self._resume.summary, resumed_complete=resumed)
         result.csv_path = paths.csv if paths.csv.exists() else None
-        wanted = {"geojson": self.resolved.geojson, "ome_tiff": self.resolved.ome_tiff}
+        wanted = {"geojson": self._resolved.geojson, "ome_tiff": self._resolved.ome_tiff}
         missing = {
             k for k, v in wanted.items() if v and not (resumed and getattr(paths, k).exists())
         }

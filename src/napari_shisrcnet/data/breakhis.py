@@ -54,10 +54,11 @@ def parse_breakhis_name(path: Path) -> ImageRecord | None:
     match = BREAKHIS_NAME.match(path.stem)
     if match is None or match["code"] not in SUBTYPE_CODES:
         return None
-    patient_number = re.match(r"\d+", match["slide"]).group()
+    patient_number = re.match(r"\d+", match["slide"])
+    assert patient_number is not None  # BREAKHIS_NAME's slide field starts with digits
     return ImageRecord(
         path=path,
-        patient=f"{match['year']}-{patient_number}",
+        patient=f"{match['year']}-{patient_number.group()}",
         group="benign" if match["group"] == "B" else "malignant",
         subtype=SUBTYPE_CODES[match["code"]],
         magnification=int(match["mag"]),
@@ -72,9 +73,10 @@ def index_dataset(root: str | os.PathLike, magnification: int | None = None) -> 
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise DataError(f"{root}: no images found (expected BreaKHis or ROOT/<class>/*.png)")
-    records = [parse_breakhis_name(p) for p in paths]
-    if any(r is not None for r in records):
-        unknown = [p for p, r in zip(paths, records, strict=True) if r is None]
+    parsed = [parse_breakhis_name(p) for p in paths]
+    records = [r for r in parsed if r is not None]
+    if records:
+        unknown = [p for p, r in zip(paths, parsed, strict=True) if r is None]
         if unknown:
             raise DataError(
                 f"{unknown[0]}: not a BreaKHis file name "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +72,7 @@ def classify_region(
     probabilities: np.ndarray | None = None,
     batch_size: int | None = None,
     min_tissue_fraction: float = MIN_TISSUE_FRACTION,
-    skip_batches: set[int] = frozenset(),
+    skip_batches: AbstractSet[int] = frozenset(),
     shard: tuple[int, int] | None = None,
     on_batch_written: Callable[[Batch, np.ndarray], None] | None = None,
     progress: ProgressCallback | None = None,

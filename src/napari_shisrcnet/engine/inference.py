@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import cast
 
 import numpy as np
 import torch
@@ -94,7 +95,8 @@ class TileModel:
         self.training_tile_px = training_tile_px  # LR field of view the classifier learnt on
         self.model = model.eval().to(self.device)
         if self.device.type != "cpu":
-            self.model = self.model.to(memory_format=torch.channels_last)
+            # Documented in Module.to, but missing from its typed overloads.
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         # SR alone runs only the SR module, so SR-only jobs never pay for the classifier.
         self.sr_module = getattr(self.model, "sr_module", self.model)
         self.classify_module = self.model
@@ -103,8 +105,13 @@ class TileModel:
         if self.compiled:
             # Fixed shapes (see _fixed_batch), no dynamic dims: one graph per tile shape.
             mode = "reduce-overhead" if cuda_graphs and self.device.type == "cuda" else None
-            self.sr_module = torch.compile(self.sr_module, dynamic=False, mode=mode)
-            self.classify_module = torch.compile(self.model, dynamic=False, mode=mode)
+            # torch.compile of a module returns a module (its OptimizedModule wrapper).
+            self.sr_module = cast(
+                nn.Module, torch.compile(self.sr_module, dynamic=False, mode=mode)
+            )
+            self.classify_module = cast(
+                nn.Module, torch.compile(self.model, dynamic=False, mode=mode)
+            )
         self.autocast_dtype = _autocast_dtype(self.device) if autocast else None
         self.max_batch: int | None = None
         self._copy_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None

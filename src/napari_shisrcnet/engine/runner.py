@@ -19,8 +19,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -34,6 +36,12 @@ DEFAULT_WRITER_THREADS = min(4, available_cores())
 #: over by the compute thread), with up to 4 writer threads: bounds the results held in
 #: host memory and the batches in flight on a GPU.
 MAX_BATCHES_IN_FLIGHT = 6
+
+
+class PendingBatch(Protocol):
+    """A computed batch still on its way (e.g. from a GPU); ``result()`` waits for it."""
+
+    def result(self) -> np.ndarray: ...
 
 
 class RunCancelled(Exception):
@@ -87,7 +95,7 @@ def make_batches(tiles: Sequence[Tile], batch_size: int) -> list[Batch]:
 
 
 def pending_batches(
-    batches: Sequence[Batch], done: set[int], shard: tuple[int, int] | None = None
+    batches: Sequence[Batch], done: AbstractSet[int], shard: tuple[int, int] | None = None
 ) -> list[Batch]:
     """Batches this process still computes: not ``done``, and in its ``shard``.
 
@@ -143,7 +151,7 @@ class _Writers:
 def run_batches(
     batches: Sequence[Batch],
     read: Callable[[Tile], np.ndarray],
-    compute: Callable[[np.ndarray], np.ndarray],
+    compute: Callable[[np.ndarray], np.ndarray | PendingBatch],
     write: Callable[[Batch, np.ndarray], None],
     *,
     stage: str = "tiles",

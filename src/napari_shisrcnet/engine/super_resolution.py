@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def super_resolve_region(
     tile_px: int | None = None,
     halo_px: int = DEFAULT_HALO_PX,
     batch_size: int | None = None,
-    skip_batches: set[int] = frozenset(),
+    skip_batches: AbstractSet[int] = frozenset(),
     shard: tuple[int, int] | None = None,
     on_batch_written: Callable[[int], None] | None = None,
     progress: ProgressCallback | None = None,

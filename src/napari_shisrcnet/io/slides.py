@@ -21,6 +21,7 @@ import zarr
 
 from .rgb_level import RGBLevel, SlideError
 from .tile_cache import with_decoded_tile_cache
+from .zarr_nodes import attributes
 
 SUPPORTED = ("svs", "ndpi", "tif/tiff", "ome.tif", "ome.zarr", "png", "jpg")
 PLAIN_IMAGE_CHUNK_PX = 512
@@ -105,10 +106,11 @@ def _aperio_metadata(description: str) -> tuple[float | None, float | None]:
 def _ome_mpp(ome_xml: str) -> float | None:
     root = ElementTree.fromstring(ome_xml)
     pixels = next((e for e in root.iter() if e.tag.endswith("Pixels")), None)
-    if pixels is None or pixels.get("PhysicalSizeX") is None:
+    size_x = None if pixels is None else pixels.get("PhysicalSizeX")
+    if pixels is None or size_x is None:
         return None
     unit = pixels.get("PhysicalSizeXUnit", "µm")
-    return float(pixels.get("PhysicalSizeX")) * _LENGTH_UNIT_TO_UM.get(unit, 1.0)
+    return float(size_x) * _LENGTH_UNIT_TO_UM.get(unit, 1.0)
 
 
 def _tiff_resolution_mpp(page: tifffile.TiffPage) -> float | None:
@@ -132,7 +134,9 @@ def _tiff_physical(tif: tifffile.TiffFile) -> tuple[str, float | None, float | N
         power = (page.ndpi_tags or {}).get("Magnification")
         return "ndpi", _tiff_resolution_mpp(page), power
     if tif.is_ome:
-        return "ome-tiff", _ome_mpp(tif.ome_metadata), None
+        ome_xml = tif.ome_metadata
+        assert ome_xml is not None  # is_ome: the first page describes itself in OME-XML
+        return "ome-tiff", _ome_mpp(ome_xml), None
     return "tiff", _tiff_resolution_mpp(page), None
 
 
@@ -164,8 +168,8 @@ def _open_tiff(path: Path) -> Slide:
 
 
 def _ome_zarr_attributes(group: zarr.Group) -> dict:
-    attributes = dict(group.attrs)
-    return attributes.get("ome", attributes)  # NGFF 0.5 nests everything under "ome"
+    attrs = attributes(group)
+    return attrs.get("ome", attrs)  # NGFF 0.5 nests everything under "ome"
 
 
 def _open_ome_zarr(path: Path) -> Slide:

@@ -10,7 +10,9 @@ is not a substitute for real slides when judging a model.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -39,7 +41,7 @@ def _field(y: np.ndarray, x: np.ndarray, size_px: float, seed: int, waves: int) 
 
 def synthetic_he_tile(
     y0: float, x0: float, height: int, width: int, step: float = 1.0, seed: int = 0
-):
+) -> np.ndarray:
     """RGB uint8 tile whose pixel (i, j) shows slide position (y0 + i*step, x0 + j*step)."""
     y = (y0 + np.arange(height, dtype=np.float32) * step)[:, None]
     x = (x0 + np.arange(width, dtype=np.float32) * step)[None, :]
@@ -71,7 +73,7 @@ def write_synthetic_slide(
     path = Path(path)
     resolution = (1e4 / mpp, 1e4 / mpp)  # pixels per centimetre
 
-    def tiles(level: int):
+    def tiles(level: int) -> Iterator[np.ndarray]:
         step = 2**level
         h, w = -(-height // step), -(-width // step)
         for ty in range(0, h, tile_px):
@@ -79,7 +81,7 @@ def write_synthetic_slide(
                 th, tw = min(tile_px, h - ty), min(tile_px, w - tx)
                 yield synthetic_he_tile(ty * step, tx * step, th, tw, step, seed)
 
-    options = dict(
+    options: dict[str, Any] = dict(
         tile=(tile_px, tile_px),
         dtype="uint8",
         photometric="rgb",

@@ -15,7 +15,7 @@ import json
 import os
 import struct
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -70,6 +70,13 @@ def _architecture_name(model: nn.Module) -> str:
     )
 
 
+def _model_config(model: nn.Module) -> SHISRCNetConfig | SRMFENetConfig | ClassifierConfig:
+    """The config of a model of one of the :data:`ARCHITECTURES`."""
+    config = model.config
+    assert isinstance(config, SHISRCNetConfig | SRMFENetConfig | ClassifierConfig)
+    return config
+
+
 def _config_from_dict(architecture: str, values: dict):
     config_class = ARCHITECTURES[architecture][1]
     if config_class is SHISRCNetConfig:
@@ -104,7 +111,8 @@ def save_checkpoint(
     by default tensors keep their dtype and the round trip is bit-exact.
     """
     architecture = _architecture_name(model)
-    scale, num_classes = _scale_and_classes(model.config)
+    config = _model_config(model)
+    scale, num_classes = _scale_and_classes(config)
     if num_classes is not None:
         class_names = tuple(class_names or default_class_names(num_classes))
         if len(class_names) != num_classes:
@@ -118,13 +126,13 @@ def save_checkpoint(
     metadata = {
         "format_version": FORMAT_VERSION,
         "architecture": architecture,
-        "config": model.config.to_dict(),
+        "config": config.to_dict(),
         "scale": scale,
         "class_names": list(class_names or ()),
         "input_normalization": INPUT_NORMALIZATION,
         "provenance": provenance or {},
         "package_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     # The data section does not depend on the header metadata, so hash it first.
     digest = hashlib.sha256(_data_section(save_safetensors_bytes(tensors))).hexdigest()

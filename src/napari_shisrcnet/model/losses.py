@@ -78,6 +78,8 @@ class LossBreakdown(NamedTuple):
 class SHISRCNetLoss(nn.Module):
     """The joint loss; needs an output computed with an HR input (training forward)."""
 
+    focal_alpha: Tensor | None  # a buffer (registered in __init__)
+
     def __init__(self, config: LossConfig | None = None) -> None:
         super().__init__()
         self.config = config or LossConfig()

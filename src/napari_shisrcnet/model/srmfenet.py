@@ -126,9 +126,11 @@ class SRMFENet(nn.Module):
         )
         if self.config.bicubic_residual:
             # Start near bicubic: a small (not zero, so every layer gets gradients) residual.
+            last = self.tail[-1]
+            assert isinstance(last, nn.Conv2d) and last.bias is not None
             with torch.no_grad():
-                self.tail[-1].weight.mul_(RESIDUAL_INIT_SCALE)
-                self.tail[-1].bias.zero_()
+                last.weight.mul_(RESIDUAL_INIT_SCALE)
+                last.bias.zero_()
 
     @property
     def scale(self) -> int:

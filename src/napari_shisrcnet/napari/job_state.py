@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
 
-from psygnal import evented
+from psygnal import SignalGroupDescriptor
 
 from ..engine.runner import CancelToken, RunCancelled
 from .workers import progress_generator, start_job
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     IDLE = "idle"
     RUNNING = "running"
     CANCELLING = "cancelling"
@@ -35,13 +35,14 @@ class JobStatus(str, Enum):
         return self in (JobStatus.RUNNING, JobStatus.CANCELLING)
 
 
-@evented
 @dataclass
 class JobState:
     """What a widget's job is doing; ``events.status`` / ``events.message`` fire on change."""
 
     status: JobStatus = JobStatus.IDLE
     message: str = "idle"
+    # What ``@psygnal.evented`` adds, declared so that type checkers see ``events``.
+    events: ClassVar[SignalGroupDescriptor] = SignalGroupDescriptor()
 
 
 #: job(report, cancel) -> result: runs in a worker thread; ``report`` takes its events.

@@ -10,6 +10,7 @@ import numpy as np
 import zarr
 
 from ..geometry import PixelGrid, block_mean
+from ..io.zarr_nodes import group_at
 from ..results import ngff
 
 MIN_LEVEL_SIDE_PX = 256
@@ -29,8 +30,11 @@ def _grid(meta: dict) -> PixelGrid:
     translate = [float(t) for t in list(meta.get("translate", (0.0, 0.0)))[-2:]]
     units = meta.get("units") or ()
     unit = str(units[-1]) if units else None
-    known = unit not in (None, "pixel", "None")
-    return PixelGrid(tuple(scale), tuple(translate), (unit, unit) if known else None)
+    if unit in ("pixel", "None"):
+        unit = None
+    return PixelGrid(
+        (scale[0], scale[1]), (translate[0], translate[1]), None if unit is None else (unit, unit)
+    )
 
 
 def _write_levels(group: zarr.Group, pixels: np.ndarray, n_levels: int, average: bool) -> None:
@@ -66,5 +70,5 @@ def write_labels_layer(path: str, data, meta: dict) -> list[str]:
     name = str(meta.get("name", "labels")).replace("/", "_")
     label_group = group.require_group("labels").require_group(name)
     _write_levels(label_group, labels, 2, average=False)
-    ngff.write_labels_metadata(group["labels"], name, _grid(meta), 2)
+    ngff.write_labels_metadata(group_at(group, "labels"), name, _grid(meta), 2)
     return [path]

@@ -13,6 +13,7 @@ from ome_zarr.format import FormatV04
 from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
 
 from ..geometry import PixelGrid
+from ..io.zarr_nodes import attributes, group_at
 
 FORMAT = FormatV04()
 _RGB_CHANNELS = (("R", "FF0000"), ("G", "00FF00"), ("B", "0000FF"))
@@ -80,8 +81,8 @@ def write_labels_metadata(
     """NGFF labels ``labels/<name>`` (arrays ``0..n_levels-1`` already written, (1, y, x)
     with ``channels``), with colours and properties per label value where given."""
     # ome-zarr-py appends ``name`` to the group's list: leave it out first (once only).
-    labels.attrs["labels"] = [n for n in labels.attrs.get("labels", []) if n != name]
-    write_image_metadata(labels[name], grid, n_levels, name, channels=channels, rgb=False)
+    labels.attrs["labels"] = [n for n in attributes(labels).get("labels", []) if n != name]
+    write_image_metadata(group_at(labels, name), grid, n_levels, name, channels=channels, rgb=False)
     write_label_metadata(
         labels,
         name,

@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import tifffile
 import zarr
+
+from ..io.zarr_nodes import array_at, attributes
 
 TIFF_TILE_PX = 512
 
 
-def _tiles(level: zarr.Array):
+def _tiles(level: zarr.Array) -> Iterator[np.ndarray]:
     """Row-major (512, 512, 3) tiles of a (3, Y, X) array; tifffile zero-pads edge tiles."""
     _, height, width = level.shape
     for y in range(0, height, TIFF_TILE_PX):
         for x in range(0, width, TIFF_TILE_PX):
-            yield level[:, y : y + TIFF_TILE_PX, x : x + TIFF_TILE_PX].transpose(1, 2, 0)
+            tile = np.asarray(level[:, y : y + TIFF_TILE_PX, x : x + TIFF_TILE_PX])
+            yield tile.transpose(1, 2, 0)
 
 
 def write_ome_tiff(zarr_path: str | os.PathLike, tiff_path: str | os.PathLike) -> Path:
     """Write the image pyramid of a finished result as a tiled, deflate-compressed OME-TIFF."""
     group = zarr.open_group(zarr_path, mode="r")
-    multiscale = dict(group.attrs)["multiscales"][0]
+    multiscale = attributes(group)["multiscales"][0]
     scale = multiscale["datasets"][0]["coordinateTransformations"][0]["scale"]
     unit = multiscale["axes"][-1].get("unit")
-    metadata = {"axes": "YXS"}
+    metadata: dict[str, Any] = {"axes": "YXS"}
     if unit == "micrometer":
         metadata.update(
             PhysicalSizeX=scale[2],
@@ -33,10 +39,10 @@ def write_ome_tiff(zarr_path: str | os.PathLike, tiff_path: str | os.PathLike) -
             PhysicalSizeY=scale[1],
             PhysicalSizeYUnit="µm",
         )
-    levels = [group[d["path"]] for d in multiscale["datasets"]]
+    levels = [array_at(group, d["path"]) for d in multiscale["datasets"]]
     tiff_path = Path(tiff_path)
     temporary = tiff_path.with_name(f".{tiff_path.name}.tmp")
-    options = dict(
+    options: dict[str, Any] = dict(
         tile=(TIFF_TILE_PX, TIFF_TILE_PX), dtype="uint8", photometric="rgb", compression="zlib"
     )
     with tifffile.TiffWriter(temporary, bigtiff=True, ome=True) as tif:

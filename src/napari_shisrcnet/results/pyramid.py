@@ -59,10 +59,9 @@ class PyramidBuilder:
         self._chunk_px = levels[0].chunks[1:]
         grids = [_chunk_grid(level) for level in levels]
         # Per level above 0: source chunks still to come, and chunks built (by this builder).
-        self._waiting = [None] + [
-            _sources_per_chunk(grids[i], grids[i + 1]) for i in range(len(levels) - 1)
-        ]
-        self._built = [None] + [np.zeros(grid, bool) for grid in grids[1:]]
+        above_0 = range(1, len(levels))
+        self._waiting = {i: _sources_per_chunk(grids[i - 1], grids[i]) for i in above_0}
+        self._built = {i: np.zeros(grids[i], bool) for i in above_0}
         self._lock = threading.Condition()
         self._in_flight = 0
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="shisrcnet-pyramid")
@@ -104,9 +103,9 @@ class PyramidBuilder:
             if self.error is None:
                 (chunk_y, chunk_x), (row, column) = self._chunk_px, target
                 y, x = row * chunk_y, column * chunk_x
-                source = self.levels[level - 1][
-                    :, 2 * y : 2 * (y + chunk_y), 2 * x : 2 * (x + chunk_x)
-                ]
+                source = np.asarray(
+                    self.levels[level - 1][:, 2 * y : 2 * (y + chunk_y), 2 * x : 2 * (x + chunk_x)]
+                )
                 halved = halve(source)
                 self.levels[level][:, y : y + halved.shape[1], x : x + halved.shape[2]] = halved
                 self._built[level][target] = True
@@ -122,7 +121,7 @@ class PyramidBuilder:
     @property
     def chunks_built(self) -> list[int]:
         """Chunks built so far, per level above 0."""
-        return [int(built.sum()) for built in self._built[1:]]
+        return [int(built.sum()) for built in self._built.values()]
 
     def wait(self) -> None:
         """Block until no chunk is being built."""

@@ -13,12 +13,15 @@ batches an uninterrupted run would and ends bit-identical.
 
 from __future__ import annotations
 
+import builtins
 import os
 import threading
 from pathlib import Path
 
 import numpy as np
 import zarr
+
+from ..io.zarr_nodes import attributes
 
 RECORD_KEY = "napari_shisrcnet"
 LOG_FOLDER = ".shisrcnet"
@@ -27,7 +30,7 @@ LOG_FOLDER = ".shisrcnet"
 def read_record(path: str | os.PathLike) -> dict | None:
     """The record of the result at ``path``, or None where there is no result of ours."""
     try:
-        return dict(zarr.open_group(path, mode="r").attrs[RECORD_KEY])
+        return dict(attributes(zarr.open_group(path, mode="r"))[RECORD_KEY])
     except Exception:
         return None
 
@@ -50,7 +53,7 @@ class ResumeState:
     # -- the record -------------------------------------------------------------------
     @property
     def record(self) -> dict:
-        return dict(self.group.attrs[RECORD_KEY])
+        return dict(attributes(self.group)[RECORD_KEY])
 
     def _update(self, **values) -> None:
         self.group.attrs[RECORD_KEY] = {**self.record, **values}
@@ -85,7 +88,7 @@ class ResumeState:
         self._update(complete=True, summary=summary)
 
     # -- finished batches -------------------------------------------------------------
-    def done_batches(self, stage: str) -> set[int]:
+    def done_batches(self, stage: str) -> builtins.set[int]:  # plain `set` is the method above
         """Finished batches of ``stage``, from every process that worked on this result."""
         return {
             int(line)

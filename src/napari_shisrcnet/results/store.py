@@ -25,6 +25,7 @@ import zarr
 
 from ..errors import OptionError
 from ..geometry import PixelGrid
+from ..io.zarr_nodes import array_at
 from . import ngff
 from .pyramid import PyramidBuilder, pyramid_level_count
 from .resume import ResumeState, read_record
@@ -91,6 +92,12 @@ class ResultStore:
     def paths(self) -> ResultPaths:
         return ResultPaths(self.path)
 
+    @property
+    def _group(self) -> zarr.Group:
+        """The result group (:meth:`open` opens it)."""
+        assert self.group is not None, "open() the result first"
+        return self.group
+
     def recorded(self) -> dict:
         """What a result already there records (empty where there is none, or where it
         will be overwritten)."""
@@ -147,15 +154,15 @@ class ResultStore:
         tissue 1.5-2.3x slower (``benchmarks/write_throughput.py --chunk-costs``).
         Our chunks are written once and are almost never empty, so the check only costs.
         """
-        return self.group[str(level)].with_config({"write_empty_chunks": True})
+        return array_at(self._group, str(level)).with_config({"write_empty_chunks": True})
 
     def _require_image_level(
         self, level: int, shape_yx: tuple[int, int], chunk_px: int
     ) -> zarr.Array:
         """Image level ``level``, (3, Y, X) uint8, created on first use."""
-        if str(level) in self.group:
+        if str(level) in self._group:
             return self.image_level(level)
-        return self.group.create_array(
+        return self._group.create_array(
             str(level),
             shape=(3, *shape_yx),
             chunks=(3, chunk_px, chunk_px),
@@ -185,13 +192,13 @@ class ResultStore:
         level count."""
         pyramid = pyramid or self.pyramid_builder()
         pyramid.finish()
-        ngff.write_image_metadata(self.group, grid, len(pyramid.levels), name, True, rgb=True)
+        ngff.write_image_metadata(self._group, grid, len(pyramid.levels), name, True, rgb=True)
         return len(pyramid.levels)
 
     # -- classification -----------------------------------------------------------------
     def write_probabilities(self, probabilities: np.ndarray) -> None:
         """Per-tile class probabilities (rows, columns, classes), NaN for background."""
-        array = self.group.create_array(
+        array = self._group.create_array(
             "tile_probabilities",
             shape=probabilities.shape,
             chunks=(1024, 1024, probabilities.shape[-1]),
@@ -209,7 +216,7 @@ class ResultStore:
         grid: PixelGrid,
     ) -> None:
         """The tile class map (0 = background, i + 1 = class i) as NGFF labels on ``grid``."""
-        labels = self.group.require_group("labels")
+        labels = self._group.require_group("labels")
         label_group = labels.require_group("tile_classes")
         array = label_group.create_array(
             "0", shape=(1, *label_map.shape), chunks=(1, 1024, 1024), dtype="uint8", overwrite=True

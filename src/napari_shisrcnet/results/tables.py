@@ -19,7 +19,7 @@ def tile_rows(result: TileClassification, level_downsample: float, mpp: float | 
             continue
         y0, y1, x0, x1 = (v * level_downsample for v in tile.core)
         p = probabilities[tile.row, tile.column]
-        row = {
+        row: dict[str, float | str] = {
             "row": tile.row,
             "column": tile.column,
             "x_px": round(x0, 2),

@@ -28,6 +28,7 @@ def initialise_from(model: torch.nn.Module, checkpoint: str) -> None:
     source, info = load_checkpoint(
         bundled_weights_path("default") if checkpoint == "default" else checkpoint
     )
+    target: torch.nn.Module
     if isinstance(model, SHISRCNet) and isinstance(source, SRMFENet):
         target = model.sr_module
     elif isinstance(model, SHISRCNet) and isinstance(source, SKNetFPNClassifier):

@@ -46,7 +46,7 @@ def _centre_crop(pixels: np.ndarray, size_px: int | None, scale: int) -> np.ndar
 
 def _tile_batch(image: torch.Tensor, tile_px: int) -> torch.Tensor:
     """Non-overlapping training-size tiles of a (3, H, W) image (edges shifted inward)."""
-    grid = TileGrid(Region.whole(image.shape[-2:]), tile_px, 0)
+    grid = TileGrid(Region.whole((image.shape[-2], image.shape[-1])), tile_px, 0)
     return torch.stack(
         [image[:, y0:y1, x0:x1] for y0, y1, x0, x1 in (t.window for t in grid.tiles())]
     )
@@ -70,7 +70,7 @@ def predict_image(model, lr: torch.Tensor, hr: torch.Tensor, hr_tile_px: int, sc
 def evaluate_records(
     model,
     records: Sequence[ImageRecord],
-    labels: Sequence[int],
+    labels: Sequence[int] | np.ndarray,
     class_names: Sequence[str],
     config,
     device: torch.device | str = "cpu",

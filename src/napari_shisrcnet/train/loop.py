@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,7 +115,8 @@ class Trainer:
             seed=config.seed,
             repeats=config.repeats,
         )
-        self.counters = {
+        # JSON, saved with the training state.
+        self.counters: dict[str, Any] = {
             "epoch": 0,
             "batch": 0,
             "step": 0,
@@ -183,7 +185,7 @@ class Trainer:
     def _write_split(self) -> None:
         if not self.rank.is_main:
             return
-        split = {
+        split: dict[str, Any] = {
             name: sorted({self.patients[i] for i in self.split.named(name)})
             for name in ("train", "val", "test")
         }

@@ -44,7 +44,7 @@ def image_quality(sr: np.ndarray, hr: np.ndarray, border_px: int) -> dict[str, f
 
 def classification_report(
     probabilities: np.ndarray,
-    labels: Sequence[int],
+    labels: Sequence[int] | np.ndarray,
     patients: Sequence[str],
     class_names: Sequence[str],
     groups: dict[str, Sequence] | None = None,
@@ -81,8 +81,8 @@ def classification_report(
         "n_images": len(labels),
         "n_patients": len(by_patient),
     }
-    for name, keys in (groups or {}).items():
-        keys = np.asarray(keys)
+    for name, group_keys in (groups or {}).items():
+        keys = np.asarray(group_keys)
         report[f"accuracy_by_{name}"] = {
             str(key): float((predicted[keys == key] == labels[keys == key]).mean())
             for key in sorted(set(keys.tolist()))

@@ -9,6 +9,7 @@ for tests). Buttons and the status line follow the runner's evented state.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import napari
 import numpy as np
@@ -48,10 +49,10 @@ class JobSource:
 def layer_grid(layer: napari.layers.Layer) -> PixelGrid:
     """Where the layer's data pixel centres lie (its scale, translate and units)."""
     units = getattr(layer, "units", None)
+    sy, sx = (float(s) for s in layer.scale[-2:])
+    ty, tx = (float(t) for t in layer.translate[-2:])
     return PixelGrid(
-        tuple(float(s) for s in layer.scale[-2:]),
-        tuple(float(t) for t in layer.translate[-2:]),
-        tuple(str(u) for u in units[-2:]) if units is not None else None,
+        (sy, sx), (ty, tx), (str(units[-2]), str(units[-1])) if units is not None else None
     )
 
 
@@ -77,7 +78,7 @@ class JobWidget(Container):
         self.viewer = viewer
         self.runner = JobRunner()
         self._models: dict = {}
-        self._progress = None
+        self._progress: napari.utils.progress | None = None
         defaults = SlideJobSettings()
         self.image = ComboBox(label="image", choices=self._image_layers, nullable=True)
         self.model = ComboBox(label="model", choices=model_choices())
@@ -134,7 +135,7 @@ class JobWidget(Container):
         """Use the checkpoint at ``path`` from now on (the Train widget's "Use this model")."""
         try:
             self.model.value = CHECKPOINT_CHOICE
-            self.checkpoint.value = path
+            self.checkpoint.value = Path(path)
         except RuntimeError:  # this dock was closed and its Qt widgets deleted
             MODEL_HANDOVER.chosen.disconnect(self.use_checkpoint)
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import napari
+from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     ComboBox,
     Container,
@@ -42,8 +43,11 @@ class LossPlot:
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.loss_axis = self.figure.add_subplot(211)
         self.val_axis = self.figure.add_subplot(212)
-        self.steps, self.losses, self.epochs = [], [], []
-        self.psnr_gain, self.accuracy = [], []
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.epochs: list[int] = []
+        self.psnr_gain: list[float] = []
+        self.accuracy: list[float] = []
 
     def add_batch(self, step: int, loss: float) -> None:
         self.steps.append(step)
@@ -86,8 +90,8 @@ class TrainWidget(Container):
 
     def _form(self, defaults: TrainConfig) -> list:
         """One field per TrainConfig setting the widget offers, with its defaults."""
-        self.data_root = FileEdit(label="data folder", mode="d")
-        self.out_dir = FileEdit(label="output folder", mode="d")
+        self.data_root = FileEdit(label="data folder", mode=FileDialogMode.EXISTING_DIRECTORY)
+        self.out_dir = FileEdit(label="output folder", mode=FileDialogMode.EXISTING_DIRECTORY)
         self.scale = ComboBox(label="scale", choices=list(SUPPORTED_SCALES), value=defaults.scale)
         self.classes = ComboBox(
             label="classes", choices=["binary", "subtype"], value=defaults.classes
