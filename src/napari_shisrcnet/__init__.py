@@ -11,7 +11,10 @@ from ._version import __version__
 
 _API = (
     "CancelToken",
+    "ModelSpec",
     "Region",
+    "SlideJob",
+    "SlideJobSettings",
     "classify_tiles",
     "load_model",
     "open_slide",

@@ -139,11 +139,27 @@ def super_resolve(
     cancel: CancelToken | None = None,
     **changes,
 ) -> np.ndarray:
-    """Super-resolve a region into memory: (height*scale, width*scale, 3) uint8.
+    """Super-resolve a region into memory.
 
-    Uses the settings' ``level``/``target_mpp``, ``region``, ``sr_tile_px``, ``halo_px``
-    and ``batch_size``. For whole slides or large regions use :func:`process_slide`,
-    which streams to disk.
+    Parameters
+    ----------
+    image_or_path : path, Slide, array or list of arrays
+        The slide (see :func:`as_slide`).
+    model : str, path or TileModel
+        See :func:`load_model`.
+    settings : SlideJobSettings, optional
+        Uses ``level``/``target_mpp``, ``region``, ``sr_tile_px``, ``halo_px`` and
+        ``batch_size``; ``changes`` (field names as keywords) change it.
+    device : str
+        Where to load ``model`` when it is not loaded yet.
+    progress, cancel
+        A callback receiving progress events, and a :class:`CancelToken`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (height * scale, width * scale, 3) uint8. For whole slides or large regions use
+        :func:`process_slide`, which streams to disk.
     """
     settings = _settings(settings, classification=False, **changes)
     slide, tile_model = as_slide(image_or_path), load_model(model, device)
@@ -178,8 +194,26 @@ def classify_tiles(
 ) -> TileClassification:
     """Classify every tissue tile (LR tile -> SR -> classifier); background tiles are skipped.
 
-    Uses the settings' ``level``/``target_mpp``, ``region``, ``classification_tile_px``,
-    ``batch_size`` and ``min_tissue_fraction`` (0 classifies every tile).
+    Parameters
+    ----------
+    image_or_path : path, Slide, array or list of arrays
+        The slide (see :func:`as_slide`).
+    model : str, path or TileModel
+        A model with a classifier (see :func:`load_model`).
+    settings : SlideJobSettings, optional
+        Uses ``level``/``target_mpp``, ``region``, ``classification_tile_px``,
+        ``batch_size`` and ``min_tissue_fraction`` (0 classifies every tile); ``changes``
+        (field names as keywords) change it.
+    device : str
+        Where to load ``model`` when it is not loaded yet.
+    progress, cancel
+        A callback receiving progress events, and a :class:`CancelToken`.
+
+    Returns
+    -------
+    TileClassification
+        Per-tile probabilities (NaN for background), tissue fractions, the label map
+        (0 = background, class i -> i + 1) and the class names, over the tile grid.
     """
     settings = _settings(settings, super_resolution=False, **changes)
     slide, tile_model = as_slide(image_or_path), load_model(model, device)

@@ -245,7 +245,25 @@ def _is_zarr_folder(path: Path) -> bool:
 
 
 def open_slide(path: str | os.PathLike) -> Slide:
-    """Open a slide or image lazily. Raises :class:`SlideError` naming the file and problem."""
+    """Open a slide or image lazily.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        SVS, NDPI, (pyramidal / OME-) TIFF, OME-Zarr, PNG or JPEG (:func:`slide_suffixes`).
+
+    Returns
+    -------
+    Slide
+        Every pyramid level as a lazy (Y, X, 3) uint8 dask array, and the slide's metadata
+        (level shapes and downsamples, µm/px, objective power). Use it as a context manager
+        to close the file.
+
+    Raises
+    ------
+    SlideError
+        One line naming the file and the problem.
+    """
     path = Path(path)
     name = path.name.lower()
     if not path.exists():
