@@ -9,7 +9,8 @@ import zarr
 from napari_shisrcnet import api
 from napari_shisrcnet.errors import OptionError
 from napari_shisrcnet.io.slides import open_slide
-from napari_shisrcnet.results.store import ResultPaths, ResultStore
+from napari_shisrcnet.results.paths import ResultPaths
+from napari_shisrcnet.results.store import ResultStore
 from napari_shisrcnet.settings import SlideJobSettings, level_for_mpp, resolve
 from napari_shisrcnet.slide_job import SlideJob
 

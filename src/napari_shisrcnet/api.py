@@ -25,7 +25,7 @@ from .geometry import Region
 from .io.slides import Slide, open_slide, slide_from_arrays
 from .model import BicubicSR, load_checkpoint
 from .model.bundled import bundled_weights_path
-from .results.store import ResultPaths
+from .results.paths import ResultPaths
 from .settings import PAPER_HR_CROP_PX, SlideJobSettings, check_model, resolve
 from .slide_job import SlideJob, SlideResult, open_slide_job
 
@@ -290,6 +290,7 @@ def process_slide(
             overwrite=overwrite,
             progress=progress,
             cancel=cancel,
+            lock=True,
         ) as job,
     ):
         job.compute()

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from .api import ModelSpec, SlideResult, as_slide, result_zarr_path
 from .engine.inference import TileModel
+from .results.lock import ResultLock
+from .results.paths import check_distinct_results
 from .results.resume import read_record
 from .settings import SlideJobSettings
 from .slide_job import SlideJob, open_slide_job
@@ -102,20 +104,25 @@ def process_slides(
     overwrite : bool
         Replace results of a different run (only when preparing: never under a worker).
     """
+    results = check_distinct_results(out_dir, paths)
     spec = model if isinstance(model, ModelSpec) else ModelSpec(str(model))
     settings = (settings or SlideJobSettings()).replace(**changes)
     n_workers = max(1, len(client.scheduler_info()["workers"]))
     run_id = uuid.uuid4().hex
-    finished = []
-    for path in map(Path, paths):
-        common = (path, out_dir, spec, settings)
-        prepared = client.submit(_prepare, *common, overwrite, run_id, pure=False)
-        shards = [
-            client.submit(_run_shard, *common, (k, n_workers), prepared, pure=False)
-            for k in range(n_workers)
-        ]
-        finished.append(client.submit(_finish, *common, shards, pure=False))
-    return client.gather(finished)
+    with contextlib.ExitStack() as locks:
+        # The client holds each result's lock while the workers share it.
+        for result in results:
+            locks.enter_context(ResultLock(result.zarr))
+        finished = []
+        for path in map(Path, paths):
+            common = (path, out_dir, spec, settings)
+            prepared = client.submit(_prepare, *common, overwrite, run_id, pure=False)
+            shards = [
+                client.submit(_run_shard, *common, (k, n_workers), prepared, pure=False)
+                for k in range(n_workers)
+            ]
+            finished.append(client.submit(_finish, *common, shards, pure=False))
+        return client.gather(finished)
 
 
 def connect(scheduler: str | None = None, workers: int | None = None):

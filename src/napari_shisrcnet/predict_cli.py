@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .geometry import SUPPORTED_SCALES, Region
 from .io.slides import slide_suffixes
+from .results.paths import check_distinct_results
 from .settings import SlideJobSettings
 
 
@@ -101,6 +102,12 @@ SETTING_FLAGS = (
     ),
 )
 
+EXIT_STATUS = """exit status:
+  0    every slide was processed (or was already complete)
+  1    some slides failed (one line each on stderr); the others were processed
+  2    bad options or input: nothing was computed or written
+  130  interrupted: rerun the same command to resume"""
+
 #: Names the core's errors use (settings and arguments) -> the flags that set them.
 OPTION_FLAGS = {
     **{row.setting: row.flag for row in SETTING_FLAGS},
@@ -109,6 +116,7 @@ OPTION_FLAGS = {
     "scale": "--scale",
     "device": "--device",
     "out_dir": "--out",
+    "inputs": "INPUT",
     "overwrite": "--overwrite",
 }
 
@@ -132,6 +140,8 @@ def add_predict(commands) -> None:
             "OUT/<name>.tiles.csv and optionally OUT/<name>.geojson (QuPath). Rerunning the "
             "same command resumes an interrupted run."
         ),
+        epilog=EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="slide/image files or folders")
     predict.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -236,6 +246,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)  # checked before any file is touched
     paths = expand_inputs(args.inputs)
+    check_distinct_results(args.out, paths)
     spec = api.ModelSpec(args.model, args.device, args.scale, args.compile, args.cuda_graphs)
     if args.scheduler or args.workers:
         return _predict_on_cluster(args, paths, spec, settings)

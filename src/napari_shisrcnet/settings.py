@@ -21,6 +21,7 @@ from .engine.tissue import MIN_TISSUE_FRACTION
 from .errors import OptionError
 from .geometry import Region
 from .io.slides import Slide, SlideMetadata
+from .model.classifier import MIN_INPUT_SIDE_PX
 
 #: Longest tile side accepted (a 8192 px x8 tile is already 4 GB of float activations).
 MAX_TILE_PX = 8192
@@ -82,8 +83,8 @@ class SlideJobSettings:
         _check_at_least(self.level, 0, "the pyramid level", "level")
         if self.target_mpp is not None and not self.target_mpp > 0:
             raise OptionError(f"the target µm/px must be > 0, got {self.target_mpp}", "target_mpp")
-        if self.region is not None and (self.region.height < 1 or self.region.width < 1):
-            raise OptionError(f"the region must be at least 1x1 px, got {self.region}", "region")
+        if self.region is not None:
+            _check_region(self.region)
         for name, words in (
             ("sr_tile_px", "the SR tile size"),
             ("classification_tile_px", "the classification tile size"),
@@ -134,6 +135,17 @@ class SlideJobSettings:
         return values
 
 
+def _check_region(region: Region) -> None:
+    if region.height < 1 or region.width < 1:
+        raise OptionError(f"the region must be at least 1x1 px, got {region}", "region")
+    if region.y < 0 or region.x < 0:
+        raise OptionError(
+            f"the region starts outside the image (x {region.x}, y {region.y}); x and y are "
+            "pixels of the level read, from 0",
+            "region",
+        )
+
+
 def _check_at_least(value, low: int, words: str, option: str, high: int | None = None) -> None:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or int(value) < low:
         raise OptionError(f"{words} must be an integer >= {low}, got {value!r}", option)
@@ -178,37 +190,58 @@ def level_for_mpp(metadata: SlideMetadata, target_mpp: float) -> int:
     return int(np.argmin(ratios))
 
 
+def _level_and_region(settings: SlideJobSettings, meta: SlideMetadata) -> tuple[int, Region]:
+    level = settings.level
+    if settings.target_mpp is not None:
+        level = level_for_mpp(meta, settings.target_mpp)
+    n_levels = len(meta.level_shapes)
+    if level >= n_levels:
+        raise OptionError(
+            f"{meta.path}: level {level} requested; it has {n_levels} level(s)", "level"
+        )
+    shape = meta.level_shapes[level]
+    if settings.region is None:
+        return level, Region.whole(shape)
+    try:
+        return level, settings.region.clipped_to(shape)
+    except ValueError as error:
+        raise OptionError(f"{meta.path}: {error}", "region") from None
+
+
+def _check_classifier_input(region: Region, tile_px: int, model: TileModel) -> None:
+    """A classification window is the tile, or the region where it is smaller; after SR
+    the classifier needs ``MIN_INPUT_SIDE_PX`` on each side."""
+    scale = model.scale if model.can_super_resolve else 1
+    side = min(tile_px, region.height, region.width)
+    if side * scale < MIN_INPUT_SIDE_PX:
+        need = -(-MIN_INPUT_SIDE_PX // scale)
+        raise OptionError(
+            f"classification tiles of {side} px are too small: the classifier needs at least "
+            f"{need} px per side (the region is {region.width}x{region.height} px, tiles "
+            f"{tile_px} px); choose a larger region or classification tile size",
+            "region",
+            "classification_tile_px",
+        )
+
+
 def resolve(
     settings: SlideJobSettings, slide: Slide, model: TileModel, recorded: dict
 ) -> SlideJobSettings:
-    """``settings`` with level, region and tile sizes filled in for this slide and model.
+    """``settings`` with level, region and tile sizes filled in for this slide and model,
+    checked against them (before anything is computed or written).
 
     An SR tile size left unset is the one the result there was started with (so it resumes
     on any device), else what suits the model's device.
     """
-    meta = slide.metadata
-    level = (
-        settings.level if settings.target_mpp is None else level_for_mpp(meta, settings.target_mpp)
-    )
-    if level >= len(slide.levels):
-        raise OptionError(
-            f"{meta.path}: level {level} requested; it has {len(slide.levels)} level(s)", "level"
-        )
-    shape = meta.level_shapes[level]
-    try:
-        region = (
-            Region.whole(shape) if settings.region is None else settings.region.clipped_to(shape)
-        )
-    except ValueError as error:
-        raise OptionError(str(error), "region") from None
+    level, region = _level_and_region(settings, slide.metadata)
     sr_tile_px = settings.sr_tile_px
     if settings.super_resolution and sr_tile_px is None:
-        sr_tile_px = (recorded.get("signature") or {}).get("sr_tile_px") or default_sr_tile_px(
-            model
-        )
+        recorded_px = (recorded.get("signature") or {}).get("sr_tile_px")
+        sr_tile_px = recorded_px or default_sr_tile_px(model)
     classification_tile_px = settings.classification_tile_px
-    if settings.classification and classification_tile_px is None:
-        classification_tile_px = default_classification_tile_px(model)
+    if settings.classification:
+        classification_tile_px = classification_tile_px or default_classification_tile_px(model)
+        _check_classifier_input(region, classification_tile_px, model)
     return settings.replace(
         level=level,
         region=region,

@@ -31,17 +31,20 @@ from .engine.classification import (
     classify_region,
     default_classification_batch_size,
 )
+from .engine.coarse import coarse_bands, coarse_shape
 from .engine.inference import TileModel
 from .engine.runner import CancelToken, ProgressCallback
 from .engine.super_resolution import default_batch_size, super_resolve_region
 from .engine.tiling import READ_BAND_PX, Tile, TileGrid
-from .geometry import PixelGrid, Region, block_mean, physical_grid
+from .geometry import PixelGrid, Region, physical_grid
 from .io.slides import Slide
 from .results import tables
+from .results.lock import ResultLock
 from .results.ome_tiff import write_ome_tiff
+from .results.paths import ResultPaths
 from .results.pyramid import PyramidBuilder
 from .results.resume import ResumeState
-from .results.store import ResultPaths, ResultStore, write_rgb_tile
+from .results.store import ResultStore, write_rgb_tile
 from .settings import SlideJobSettings, check_model, resolve
 
 #: Overview pixels per classification tile side when SR is off.
@@ -88,8 +91,12 @@ class SlideJob:
         *,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        lock: bool = False,
     ) -> None:
         self.slide, self.model, self.store = slide, model, store
+        # One process writes the whole result: refuse a second run on it (a cluster's
+        # workers share a result, and its client holds the lock instead).
+        self.lock = ResultLock(store.path) if lock else None
         self.settings = settings or SlideJobSettings()
         check_model(self.settings, model)
         self.progress, self.cancel = progress, cancel
@@ -105,6 +112,8 @@ class SlideJob:
         if self.resolved is not None:
             return self
         resolved = resolve(self.settings, self.slide, self.model, self.store.recorded())
+        if self.lock is not None:
+            self.lock.acquire()  # after every check: a refused job leaves nothing behind
         self.store.open(job_signature(self.slide, self.model, resolved))
         self.resolved = resolved
         resume = self._resume
@@ -203,7 +212,7 @@ class SlideJob:
                 cancel=self.cancel,
             )
         except BaseException:
-            self.close()
+            self._stop_pyramid()
             raise
 
     def _compute_classification(self, shard: tuple[int, int] | None) -> TileClassification:
@@ -233,7 +242,7 @@ class SlideJob:
                 cancel=self.cancel,
             )
         except BaseException:
-            self.close()  # stops the pyramid's threads
+            self._stop_pyramid()
             raise
 
     # -- finish -------------------------------------------------------------------------
@@ -246,7 +255,7 @@ class SlideJob:
         try:
             summary = self._finish_image()
         finally:
-            self.close()
+            self._stop_pyramid()
         if self._classified is not None:
             summary.update(self._write_classification(self._classified))
         self._resume.mark_complete(summary)
@@ -276,16 +285,14 @@ class SlideJob:
         }
 
     def _write_overview(self) -> float:
-        """Without SR the labels still need an image: the region at ~16 px per tile."""
-        region = self._region
+        """Without SR the labels still need an image: the region at ~16 px per tile, block
+        means made and written one chunk row at a time (never the whole level in memory)."""
+        region, chunk_px = self._region, 512
         step = max(1, self._cls_px // OVERVIEW_PX_PER_TILE)
-        source = self.slide.levels[self._resolved.level][
-            region.y : region.y + region.height, region.x : region.x + region.width
-        ]
-        small = block_mean(source, step).transpose(2, 0, 1)
-        level0 = self.store.image_level0(small.shape[1:], 512)
-        # Local threads, even when a dask.distributed client is the default scheduler.
-        small.rechunk(level0.chunks).store(level0, lock=False, scheduler="threads")
+        level0 = self.store.image_level0(coarse_shape(region, step), chunk_px)
+        source = self.slide.tile_sources[self._resolved.level]
+        for y, band in coarse_bands(source, region, step, band_rows=chunk_px):
+            write_rgb_tile(level0, y, 0, band)
         return float(step)
 
     def _write_classification(self, classified: TileClassification) -> dict:
@@ -316,7 +323,8 @@ class SlideJob:
         """The result, with the optional copies asked for written where missing."""
         paths = self.store.paths
         result = SlideResult(paths.zarr, summary=self._resume.summary, resumed_complete=resumed)
-        result.csv_path = paths.csv if paths.csv.exists() else None
+        tables_written = self._resolved.classification and paths.csv.exists()
+        result.csv_path = paths.csv if tables_written else None
         wanted = {"geojson": self._resolved.geojson, "ome_tiff": self._resolved.ome_tiff}
         missing = {
             k for k, v in wanted.items() if v and not (resumed and getattr(paths, k).exists())
@@ -336,11 +344,16 @@ class SlideJob:
             paths.geojson, rows, dict(zip(names, class_colors(names), strict=True))
         )
 
-    def close(self) -> None:
-        """Stop the pyramid's threads (after an error or a cancel)."""
+    def _stop_pyramid(self) -> None:
         if self._pyramid is not None:
             self._pyramid.close()
             self._pyramid = None
+
+    def close(self) -> None:
+        """Stop the pyramid's threads (after an error or a cancel) and release the lock."""
+        self._stop_pyramid()
+        if self.lock is not None:
+            self.lock.release()
 
 
 @contextlib.contextmanager
@@ -353,10 +366,11 @@ def open_slide_job(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
+    lock: bool = False,
 ):
     """A :class:`SlideJob` writing ``out_dir/<name>.ome.zarr``; closed on exit."""
     store = ResultStore(ResultPaths.for_slide(out_dir, slide.metadata.path).zarr, overwrite)
-    job = SlideJob(slide, model, store, settings, progress=progress, cancel=cancel)
+    job = SlideJob(slide, model, store, settings, progress=progress, cancel=cancel, lock=lock)
     try:
         yield job
     finally:

@@ -26,15 +26,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import OptionError
+
 log = logging.getLogger(__name__)
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; anything else is passed to torch.device."""
+    """'auto' picks cuda, then mps, then cpu; else 'cpu', 'cuda', 'cuda:N' or 'mps'."""
     if str(spec) != "auto":
-        device = torch.device(spec)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device '{spec}' requested but CUDA is not available here")
+        try:
+            device = torch.device(spec)
+        except (RuntimeError, TypeError):
+            raise OptionError(
+                f"device '{spec}' is not one of auto, cpu, cuda, cuda:N, mps", "device"
+            ) from None
+        _check_available(device, str(spec))
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -42,6 +48,19 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _check_available(device: torch.device, spec: str) -> None:
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError(f"device '{spec}' requested but CUDA is not available here", "device")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise OptionError(f"device '{spec}' requested; this machine has {count} GPU(s)", "device")
+    mps = getattr(torch.backends, "mps", None)
+    if device.type == "mps" and not (mps is not None and mps.is_available()):
+        raise OptionError(f"device '{spec}' requested but MPS is not available here", "device")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise OptionError(f"device '{spec}' is not one of auto, cpu, cuda, cuda:N, mps", "device")
 
 
 def _autocast_dtype(device: torch.device) -> torch.dtype | None:

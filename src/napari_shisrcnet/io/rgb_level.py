@@ -108,4 +108,5 @@ def _as_uint8(block: np.ndarray) -> np.ndarray:
         return block
     if block.dtype == np.uint16:
         return (block // 257).astype(np.uint8)  # full 16-bit range onto 0..255
-    return (np.clip(block, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    # Float images are 0..1; NaN (no data) is shown as black, not a cast warning.
+    return (np.clip(np.nan_to_num(block, nan=0.0), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

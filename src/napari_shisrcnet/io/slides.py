@@ -21,7 +21,7 @@ import zarr
 
 from .rgb_level import RGBLevel, SlideError
 from .tile_cache import with_decoded_tile_cache
-from .zarr_nodes import attributes
+from .zarr_nodes import RESULT_RECORD_KEY, attributes
 
 SUPPORTED = ("svs", "ndpi", "tif/tiff", "ome.tif", "ome.zarr", "png", "jpg")
 PLAIN_IMAGE_CHUNK_PX = 512
@@ -175,6 +175,15 @@ def _ome_zarr_attributes(group: zarr.Group) -> dict:
 def _open_ome_zarr(path: Path) -> Slide:
     try:
         group = zarr.open_group(path, mode="r")
+    except Exception as error:
+        raise SlideError(f"{path}: not an OME-Zarr image ({error})") from None
+    record = attributes(group).get(RESULT_RECORD_KEY)
+    if isinstance(record, dict) and not record.get("complete"):
+        raise SlideError(
+            f"{path}: an unfinished napari-shisrcnet result; rerun the command that made it "
+            "to resume it"
+        )
+    try:
         multiscale = _ome_zarr_attributes(group)["multiscales"][0]
     except Exception as error:
         raise SlideError(f"{path}: not an OME-Zarr image ({error})") from None
@@ -244,7 +253,7 @@ def _is_zarr_folder(path: Path) -> bool:
     return path.is_dir() and any((path / f).exists() for f in (".zattrs", "zarr.json", ".zgroup"))
 
 
-def open_slide(path: str | os.PathLike) -> Slide:
+def open_slide(path: str | os.PathLike | bytes) -> Slide:
     """Open a slide or image lazily.
 
     Parameters
@@ -264,6 +273,10 @@ def open_slide(path: str | os.PathLike) -> Slide:
     SlideError
         One line naming the file and the problem.
     """
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, str | os.PathLike):
+        raise SlideError(f"{path!r}: a slide is given by its path (str or os.PathLike)")
     path = Path(path)
     name = path.name.lower()
     if not path.exists():

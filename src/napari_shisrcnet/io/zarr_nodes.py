@@ -10,6 +10,9 @@ from typing import Any
 
 import zarr
 
+#: The attribute under which a napari-shisrcnet result records its run (results/resume.py).
+RESULT_RECORD_KEY = "napari_shisrcnet"
+
 
 def array_at(group: zarr.Group, path: str) -> zarr.Array:
     """The array at ``path`` below ``group``."""

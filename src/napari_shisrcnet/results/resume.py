@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from ..io.zarr_nodes import attributes
+from ..io.zarr_nodes import RESULT_RECORD_KEY, attributes
 
-RECORD_KEY = "napari_shisrcnet"
+RECORD_KEY = RESULT_RECORD_KEY
 LOG_FOLDER = ".shisrcnet"
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from ..errors import OptionError
 from ..geometry import PixelGrid
 from ..io.zarr_nodes import array_at
 from . import ngff
+from .paths import ResultPaths
 from .pyramid import PyramidBuilder, pyramid_level_count
 from .resume import ResumeState, read_record
 
@@ -39,34 +39,6 @@ def write_rgb_tile(level: zarr.Array, y: int, x: int, pixels: np.ndarray) -> Non
     """
     height, width = pixels.shape[:2]
     level[:, y : y + height, x : x + width] = np.ascontiguousarray(pixels.transpose(2, 0, 1))
-
-
-@dataclass(frozen=True)
-class ResultPaths:
-    """Where one slide's results go: ``OUT/<stem>.ome.zarr``, ``.tiles.csv``, ..."""
-
-    zarr: Path
-
-    @classmethod
-    def for_slide(cls, out_dir: str | os.PathLike, slide_path: str | os.PathLike) -> ResultPaths:
-        """``slide.ome.tiff`` -> ``OUT/slide.ome.zarr`` (the name up to its first dot)."""
-        return cls(Path(out_dir) / f"{Path(slide_path).name.split('.')[0]}.ome.zarr")
-
-    @property
-    def stem(self) -> str:
-        return self.zarr.name.removesuffix(".ome.zarr")
-
-    @property
-    def csv(self) -> Path:
-        return self.zarr.with_name(f"{self.stem}.tiles.csv")
-
-    @property
-    def geojson(self) -> Path:
-        return self.zarr.with_name(f"{self.stem}.geojson")
-
-    @property
-    def ome_tiff(self) -> Path:
-        return self.zarr.with_name(f"{self.stem}.ome.tif")
 
 
 class ResultError(OptionError):
@@ -110,6 +82,7 @@ class ResultStore:
         existing = self._existing_record()
         if existing is not None and self.overwrite:
             shutil.rmtree(self.path)
+            self.paths.remove_copies()  # no table or copy of the old result stays
             existing = None
         if existing is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
