@@ -98,9 +98,11 @@ def test_slide_readers_import_nothing_from_the_engine_or_results():
 
 def test_the_manifest_reads_exactly_what_the_slide_readers_open():
     from napari_shisrcnet.io.slides import slide_suffixes
+    from napari_shisrcnet.napari.reader import LABEL_IMAGE_PATTERN
 
     manifest = yaml.safe_load((PACKAGE / "napari.yaml").read_text())
     [reader] = manifest["contributions"]["readers"]
-    assert sorted(reader["filename_patterns"]) == sorted(f"*{s}" for s in slide_suffixes())
+    expected = [f"*{s}" for s in slide_suffixes()] + [LABEL_IMAGE_PATTERN]
+    assert sorted(reader["filename_patterns"]) == sorted(expected)
     # The repository's top-level manifest is the packaged one.
     assert (PACKAGE.parents[1] / "napari.yaml").read_text() == (PACKAGE / "napari.yaml").read_text()

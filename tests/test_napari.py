@@ -306,3 +306,20 @@ def test_saved_image_layers_keep_their_place(tmp_path):
     # Level 1's pixel centre is half a level-0 pixel further in.
     assert second[0]["scale"] == [1.0, 1.0, 1.0]
     assert second[1]["translation"] == [0.0, 100.25, 40.25]
+
+
+def test_results_reopen_in_the_viewer_over_their_slide(make_napari_viewer, pyramid_tiff, tmp_path):
+    from napari_shisrcnet import api
+
+    region = api.Region(100, 200, 64, 96)
+    result = api.process_slide(
+        pyramid_tiff, tmp_path, "bicubic", region=region, classification=False
+    )
+    viewer = make_napari_viewer()
+    [slide] = viewer.open(str(pyramid_tiff), plugin="napari-shisrcnet")
+    [sr] = viewer.open(str(result.zarr_path), plugin="napari-shisrcnet")
+    # SR pixel (0, 0) covers the region's first source pixel's top-left quarter.
+    corner = np.asarray(slide.translate) + (np.array([100, 200]) - 0.25) * slide.scale
+    np.testing.assert_allclose(sr.translate, corner)
+    np.testing.assert_allclose(sr.scale, slide.scale / 2)
+    assert [str(u) for u in sr.units] == [str(u) for u in slide.units] == ["micrometer"] * 2

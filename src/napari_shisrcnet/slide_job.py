@@ -36,7 +36,7 @@ from .engine.inference import TileModel
 from .engine.runner import CancelToken, ProgressCallback
 from .engine.super_resolution import default_batch_size, super_resolve_region
 from .engine.tiling import READ_BAND_PX, Tile, TileGrid
-from .geometry import PixelGrid, Region, physical_grid
+from .geometry import PixelGrid, Region
 from .io.slides import Slide
 from .results import tables
 from .results.lock import ResultLock
@@ -262,7 +262,8 @@ class SlideJob:
         return self._finished_result(resumed=False)
 
     def _level_grid(self) -> PixelGrid:
-        return physical_grid(self.slide.metadata.level_mpp(self._resolved.level))
+        """Where the level read lies: the slide's own grid (µm, position) at that level."""
+        return self.slide.metadata.level_grid(self._resolved.level)
 
     def _finish_image(self) -> dict:
         region, meta = self._region, self.slide.metadata

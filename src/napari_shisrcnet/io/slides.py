@@ -9,8 +9,6 @@ OME-Zarr through zarr, PNG/JPEG through imageio (small images, read once).
 from __future__ import annotations
 
 import os
-import re
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,25 +17,14 @@ import numpy as np
 import tifffile
 import zarr
 
+from ..geometry import PixelGrid
+from .physical import Physical, level0_grid, ngff_physical, tiff_physical
 from .rgb_level import RGBLevel, SlideError
 from .tile_cache import with_decoded_tile_cache
 from .zarr_nodes import RESULT_RECORD_KEY, attributes
 
 SUPPORTED = ("svs", "ndpi", "tif/tiff", "ome.tif", "ome.zarr", "png", "jpg")
 PLAIN_IMAGE_CHUNK_PX = 512
-_LENGTH_UNIT_TO_UM = {
-    "micrometer": 1.0,
-    "µm": 1.0,
-    "um": 1.0,
-    "nanometer": 1e-3,
-    "nm": 1e-3,
-    "millimeter": 1e3,
-    "mm": 1e3,
-    "centimeter": 1e4,
-    "cm": 1e4,
-    "meter": 1e6,
-    "m": 1e6,
-}
 
 
 @dataclass(frozen=True)
@@ -51,9 +38,15 @@ class SlideMetadata:
     mpp: float | None = None
     objective_power: float | None = None
     extra: dict = field(default_factory=dict)
+    #: Where level-0 pixel centres lie (µm where the file gives a unit; see io/physical.py).
+    grid: PixelGrid = field(default_factory=PixelGrid)
 
     def level_mpp(self, level: int) -> float | None:
         return None if self.mpp is None else self.mpp * self.level_downsamples[level]
+
+    def level_grid(self, level: int) -> PixelGrid:
+        """Where pixel centres of ``level`` lie (each spans ``downsample`` level-0 pixels)."""
+        return self.grid.coarser(self.level_downsamples[level])
 
 
 @dataclass
@@ -91,55 +84,6 @@ class Slide:
         self.close()
 
 
-def _aperio_metadata(description: str) -> tuple[float | None, float | None]:
-    fields = dict(re.findall(r"\|\s*([^=|]+?)\s*=\s*([^|]*)", description))
-
-    def number(key: str) -> float | None:
-        try:
-            return float(fields[key])
-        except (KeyError, ValueError):
-            return None
-
-    return number("MPP"), number("AppMag")
-
-
-def _ome_mpp(ome_xml: str) -> float | None:
-    root = ElementTree.fromstring(ome_xml)
-    pixels = next((e for e in root.iter() if e.tag.endswith("Pixels")), None)
-    size_x = None if pixels is None else pixels.get("PhysicalSizeX")
-    if pixels is None or size_x is None:
-        return None
-    unit = pixels.get("PhysicalSizeXUnit", "µm")
-    return float(size_x) * _LENGTH_UNIT_TO_UM.get(unit, 1.0)
-
-
-def _tiff_resolution_mpp(page: tifffile.TiffPage) -> float | None:
-    tag = page.tags.get("XResolution")
-    unit = page.tags.get("ResolutionUnit")
-    if tag is None or unit is None:
-        return None
-    numerator, denominator = tag.value
-    if not numerator or not denominator:
-        return None
-    per_unit = {2: 25_400.0, 3: 10_000.0}.get(int(unit.value))  # inch, centimetre in microns
-    return None if per_unit is None else per_unit * denominator / numerator
-
-
-def _tiff_physical(tif: tifffile.TiffFile) -> tuple[str, float | None, float | None]:
-    page = tif.pages.first
-    if tif.is_svs:
-        mpp, power = _aperio_metadata(page.description)
-        return "svs", mpp, power
-    if tif.is_ndpi:
-        power = (page.ndpi_tags or {}).get("Magnification")
-        return "ndpi", _tiff_resolution_mpp(page), power
-    if tif.is_ome:
-        ome_xml = tif.ome_metadata
-        assert ome_xml is not None  # is_ome: the first page describes itself in OME-XML
-        return "ome-tiff", _ome_mpp(ome_xml), None
-    return "tiff", _tiff_resolution_mpp(page), None
-
-
 def _open_tiff(path: Path) -> Slide:
     try:
         tif = tifffile.TiffFile(path)
@@ -147,7 +91,7 @@ def _open_tiff(path: Path) -> Slide:
         raise SlideError(f"{path}: not a readable TIFF ({error})") from None
     try:
         series = tif.series[0]
-        file_format, mpp, power = _tiff_physical(tif)
+        physical = tiff_physical(tif)
         tile_cache = with_decoded_tile_cache(series.aszarr())
         node = zarr.open(tile_cache, mode="r")
         arrays = (
@@ -163,8 +107,7 @@ def _open_tiff(path: Path) -> Slide:
         tif.close()
         raise SlideError(f"{path}: cannot read the image data ({error})") from None
     levels = [p.as_dask() for p in pixels]
-    metadata = _pyramid_metadata(path, file_format, levels, mpp, power)
-    return Slide(levels, metadata, tif, pixels, tile_cache)
+    return Slide(levels, _pyramid_metadata(path, physical, levels), tif, pixels, tile_cache)
 
 
 def _ome_zarr_attributes(group: zarr.Group) -> dict:
@@ -188,16 +131,10 @@ def _open_ome_zarr(path: Path) -> Slide:
     except Exception as error:
         raise SlideError(f"{path}: not an OME-Zarr image ({error})") from None
     axes = "".join(a["name"] if isinstance(a, dict) else a for a in multiscale["axes"]).upper()
-    datasets = multiscale["datasets"]
-    pixels = [RGBLevel(group[d["path"]], axes, path) for d in datasets]
+    pixels = [RGBLevel(group[d["path"]], axes, path) for d in multiscale["datasets"]]
     levels = [p.as_dask() for p in pixels]
-    mpp = None
-    x_axis = [a for a in multiscale["axes"] if isinstance(a, dict) and a["name"] == "x"]
-    unit = x_axis[0].get("unit", "micrometer") if x_axis else "micrometer"
-    for transform in datasets[0].get("coordinateTransformations", []):
-        if transform.get("type") == "scale":
-            mpp = float(transform["scale"][axes.index("X")]) * _LENGTH_UNIT_TO_UM.get(unit, 1.0)
-    return Slide(levels, _pyramid_metadata(path, "ome-zarr", levels, mpp, None), pixels=pixels)
+    physical = ngff_physical(multiscale, axes)
+    return Slide(levels, _pyramid_metadata(path, physical, levels), pixels=pixels)
 
 
 def _open_plain_image(path: Path) -> Slide:
@@ -212,18 +149,29 @@ def _open_plain_image(path: Path) -> Slide:
         raise SlideError(f"{path}: has {pixels.ndim} dimensions; expected a 2D image")
     rgb = RGBLevel(pixels, axes, path)
     level = rgb.as_dask(PLAIN_IMAGE_CHUNK_PX)
-    file_format = path.suffix.lstrip(".").lower()
-    return Slide([level], _pyramid_metadata(path, file_format, [level], None, None), pixels=[rgb])
+    physical = Physical(path.suffix.lstrip(".").lower())
+    return Slide([level], _pyramid_metadata(path, physical, [level]), pixels=[rgb])
 
 
-def _pyramid_metadata(path, file_format, levels, mpp, power) -> SlideMetadata:
+def _pyramid_metadata(path: Path, physical: Physical, levels) -> SlideMetadata:
     shapes = tuple((int(a.shape[0]), int(a.shape[1])) for a in levels)
     downsamples = tuple(shapes[0][1] / s[1] for s in shapes)
-    return SlideMetadata(path, file_format, shapes, downsamples, mpp, power)
+    return SlideMetadata(
+        path,
+        physical.format,
+        shapes,
+        downsamples,
+        physical.mpp,
+        physical.objective_power,
+        grid=level0_grid(physical),
+    )
 
 
-def slide_from_arrays(levels, mpp: float | None = None, name: str = "<array>") -> Slide:
-    """A Slide over in-memory or lazy (Y, X, 3) uint8 arrays (finest first)."""
+def slide_from_arrays(
+    levels, mpp: float | None = None, name: str = "<array>", grid: PixelGrid | None = None
+) -> Slide:
+    """A Slide over in-memory or lazy (Y, X, 3) uint8 arrays (finest first); ``grid``: where
+    level-0 pixel centres lie (default: µm from the origin if ``mpp`` is given)."""
     wrapped = []
     for array in levels:
         if array.ndim != 3 or array.shape[-1] not in (3, 4) or array.dtype != np.uint8:
@@ -232,7 +180,8 @@ def slide_from_arrays(levels, mpp: float | None = None, name: str = "<array>") -
             )
         lazy = array if isinstance(array, da.Array) else da.from_array(array, chunks=(512, 512, -1))
         wrapped.append(lazy[..., :3])
-    return Slide(wrapped, _pyramid_metadata(Path(name), "array", wrapped, mpp, None))
+    physical = Physical("array", mpp, None, grid)
+    return Slide(wrapped, _pyramid_metadata(Path(name), physical, wrapped))
 
 
 #: File name endings -> how to open them (the reader, the CLI and napari.yaml use this

@@ -11,6 +11,7 @@ import numpy as np
 import tifffile
 import zarr
 
+from ..io.physical import ngff_physical
 from ..io.zarr_nodes import array_at, attributes
 
 TIFF_TILE_PX = 512
@@ -25,20 +26,34 @@ def _tiles(level: zarr.Array) -> Iterator[np.ndarray]:
             yield tile.transpose(1, 2, 0)
 
 
+def _ome_metadata(multiscale: dict) -> dict[str, Any]:
+    """Pixel size and position in µm (where the result has them): OME positions the
+    image's top-left corner, half a pixel out from the first pixel's centre."""
+    metadata: dict[str, Any] = {"axes": "YXS"}
+    grid = ngff_physical(multiscale, "CYX").grid
+    if grid is None or grid.units is None or grid.units[0] != "micrometer":
+        return metadata
+    (size_y, size_x), (centre_y, centre_x) = grid.scale, grid.translate
+    metadata.update(
+        PhysicalSizeX=size_x,
+        PhysicalSizeXUnit="µm",
+        PhysicalSizeY=size_y,
+        PhysicalSizeYUnit="µm",
+        Plane={
+            "PositionX": [centre_x - size_x / 2],
+            "PositionXUnit": ["µm"],
+            "PositionY": [centre_y - size_y / 2],
+            "PositionYUnit": ["µm"],
+        },
+    )
+    return metadata
+
+
 def write_ome_tiff(zarr_path: str | os.PathLike, tiff_path: str | os.PathLike) -> Path:
     """Write the image pyramid of a finished result as a tiled, deflate-compressed OME-TIFF."""
     group = zarr.open_group(zarr_path, mode="r")
     multiscale = attributes(group)["multiscales"][0]
-    scale = multiscale["datasets"][0]["coordinateTransformations"][0]["scale"]
-    unit = multiscale["axes"][-1].get("unit")
-    metadata: dict[str, Any] = {"axes": "YXS"}
-    if unit == "micrometer":
-        metadata.update(
-            PhysicalSizeX=scale[2],
-            PhysicalSizeXUnit="µm",
-            PhysicalSizeY=scale[1],
-            PhysicalSizeYUnit="µm",
-        )
+    metadata = _ome_metadata(multiscale)
     levels = [array_at(group, d["path"]) for d in multiscale["datasets"]]
     tiff_path = Path(tiff_path)
     temporary = tiff_path.with_name(f".{tiff_path.name}.tmp")

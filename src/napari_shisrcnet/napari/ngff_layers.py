@@ -1,0 +1,111 @@
+"""NGFF labels (and a result's tile probabilities) as napari layer data, placed in the world.
+
+Any NGFF 0.4/0.5 label image opens (values, colours, properties from ``image-label``); a
+napari-shisrcnet result's ``labels/tile_classes`` gets its class names as features (hover
+shows the class) and its ``tile_probabilities`` a hidden probability heatmap on the same
+grid. Placement comes from the label image's own coordinate transformations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from ..geometry import PixelGrid
+from ..io.physical import ngff_physical
+from ..io.zarr_nodes import array_at, attributes, group_at
+
+TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
+
+
+def _ngff(attrs: dict) -> dict:
+    return attrs.get("ome", attrs)  # NGFF 0.5 nests everything under "ome"
+
+
+def is_label_image(group: zarr.Group) -> bool:
+    attrs = _ngff(attributes(group))
+    return "image-label" in attrs and "multiscales" in attrs
+
+
+def label_names(group: zarr.Group) -> list[str]:
+    """The label images listed under ``group/labels`` (none when there is no such group)."""
+    if "labels" not in group:
+        return []
+    labels = group_at(group, "labels")
+    return [str(n) for n in _ngff(attributes(labels)).get("labels", []) if n in labels]
+
+
+def _label_levels(group: zarr.Group, multiscale: dict, axes: str) -> list[np.ndarray]:
+    """Each level as (Y, X): leading singleton axes (c, z, t of one plane) dropped."""
+    keep = tuple(slice(None) if a in "YX" else 0 for a in axes)
+    return [np.asarray(array_at(group, d["path"])[keep]) for d in multiscale["datasets"]]
+
+
+def _colours_and_features(label_info: dict) -> tuple[dict, dict | None]:
+    colours: dict = {0: TRANSPARENT, None: TRANSPARENT}
+    for entry in label_info.get("colors", []):
+        colours[entry["label-value"]] = tuple(v / 255 for v in entry["rgba"])
+    properties = {p["label-value"]: p for p in label_info.get("properties", [])}
+    if not properties or not all("class" in p for p in properties.values()):
+        return colours, None
+    values = range(max(properties) + 1)
+    names = [properties.get(v, {}).get("class", "background") for v in values]
+    return colours, {"index": list(values), "class": names}
+
+
+def label_layer(group: zarr.Group, name: str) -> tuple:
+    """A Labels layer tuple from the NGFF label image ``group``."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    attrs = _ngff(attributes(group))
+    multiscale = attrs["multiscales"][0]
+    axes = "".join(a["name"] if isinstance(a, dict) else a for a in multiscale["axes"]).upper()
+    levels = _label_levels(group, multiscale, axes)
+    colours, features = _colours_and_features(attrs["image-label"])
+    kwargs = {
+        "name": name,
+        "multiscale": len(levels) > 1,
+        "opacity": 0.5,
+        "colormap": DirectLabelColormap(color_dict=colours),
+        **(ngff_physical(multiscale, axes).grid or PixelGrid()).layer_keywords(),
+    }
+    if features is not None:
+        kwargs["features"] = features
+        kwargs["metadata"] = {"napari_shisrcnet": {"class_names": features["class"][1:]}}
+    return (levels if len(levels) > 1 else levels[0], kwargs, "labels")
+
+
+def probability_layer(result: zarr.Group, labels: tuple, name: str) -> tuple | None:
+    """The positive class's probability per tile ("malignant", else the last class), hidden,
+    on the tile-class labels' grid; None when the result holds no probabilities."""
+    if "tile_probabilities" not in result:
+        return None
+    probabilities = array_at(result, "tile_probabilities")
+    class_names = labels[1].get("metadata", {}).get("napari_shisrcnet", {}).get("class_names")
+    names = class_names or [f"class {i}" for i in range(probabilities.shape[-1])]
+    positive = names.index("malignant") if "malignant" in names else len(names) - 1
+    placement = {k: labels[1][k] for k in ("scale", "translate", "units") if k in labels[1]}
+    kwargs = {
+        "name": f"{name} p({names[positive]})",
+        "colormap": "inferno",
+        "contrast_limits": (0.0, 1.0),
+        "opacity": 0.5,
+        "visible": False,
+        **placement,
+    }
+    return (np.asarray(probabilities[..., positive]), kwargs, "image")
+
+
+def result_label_layers(group: zarr.Group, path: str | Path) -> list[tuple]:
+    """Every label image of an OME-Zarr group, and a result's probability heatmap."""
+    layers = []
+    stem = Path(path).name.removesuffix(".zarr").removesuffix(".ome")
+    for label in label_names(group):
+        labels = label_layer(group_at(group, f"labels/{label}"), f"{stem} {label}")
+        layers.append(labels)
+        if label == "tile_classes":
+            heatmap = probability_layer(group, labels, stem)
+            layers += [heatmap] if heatmap is not None else []
+    return layers
