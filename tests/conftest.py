@@ -7,14 +7,15 @@ import torch
 
 from napari_shisrcnet.io.synthetic import write_synthetic_slide
 from napari_shisrcnet.model import SHISRCNet, save_checkpoint
+from napari_shisrcnet.samples import CMU_SMALL_REGION
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CMU_SVS = SHARED_DATA / "slides" / "CMU-1-Small-Region.svs"
+CMU_SVS = CMU_SMALL_REGION  # the real Aperio slide shipped with the package
 BREAKHIS = SHARED_DATA / "breakhis"
 
 TINY_SHISRCNET = dict(channels=8, n_blocks=1, width=0.125, fpn_channels=64)
 
-needs_cmu_svs = pytest.mark.skipif(not CMU_SVS.exists(), reason="../shared/data/slides absent")
+needs_cmu_svs = pytest.mark.skipif(not CMU_SVS.exists(), reason="the bundled sample is absent")
 needs_breakhis = pytest.mark.skipif(not BREAKHIS.exists(), reason="../shared/data/breakhis absent")
 
 

@@ -20,7 +20,7 @@ MAX_FUNCTION_LINES = 60
 #: Top-level module or sub-package -> layer; a module may import only lower layers (and
 #: its own sub-package).
 LAYERS = {
-    **dict.fromkeys(("_version", "errors", "geometry", "host", "classes", "figures"), 0),
+    **dict.fromkeys(("_version", "errors", "geometry", "host", "classes", "figures", "samples"), 0),
     **dict.fromkeys(("io", "model", "data"), 1),
     "engine": 2,
     **dict.fromkeys(("results", "train"), 3),

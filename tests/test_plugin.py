@@ -55,3 +55,13 @@ def test_viewer_opens_with_the_plugin_and_its_sample(make_napari_viewer):
     assert layers[0].data.shape == (512, 512, 3)
     screenshot = viewer.screenshot(canvas_only=True, flash=False)
     assert screenshot.ndim == 3 and np.ptp(screenshot[..., :3]) > 50  # the image was really drawn
+
+
+@pytest.mark.gui
+def test_the_real_slide_sample_opens_in_micrometres_with_its_credit(make_napari_viewer):
+    viewer = make_napari_viewer()
+    [layer] = viewer.open_sample("napari-shisrcnet", "cmu_he")
+    assert layer.rgb and layer.multiscale and layer.data[0].shape == (2967, 2220, 3)
+    assert tuple(layer.scale) == pytest.approx((0.499, 0.499))
+    assert [str(u) for u in layer.units] == ["micrometer", "micrometer"]
+    assert "CC0" in layer.metadata["napari_shisrcnet"]["credit"]

@@ -63,7 +63,7 @@ def run_info(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo as demo
 
-    summary = demo(args.out, args.input, args.model, args.device)
+    summary = demo(args.out, args.input, args.model, args.device, args.synthetic)
     print(f"demo finished in {summary['seconds']} s; results in {Path(args.out).resolve()}:")
     for key, value in summary.items():
         if key.endswith(("_png", "_zarr", "_csv", "geojson", "json")):
@@ -81,12 +81,16 @@ def _add_demo(commands) -> None:
     demo = commands.add_parser(
         "demo",
         help="run the main job on built-in defaults (no data or display needed)",
-        description="Generate an H&E-like sample (or use --input), classify its tiles and "
-        "super-resolve a region with the default model; write OME-Zarr results, figures and "
-        "a JSON summary.",
+        description="Classify the tissue tiles of a real Aperio H&E slide shipped with the "
+        "package (CMU-1-Small-Region.svs, CC0), or of --input, and super-resolve a region with "
+        "the default model; write OME-Zarr results, figures and a JSON summary.",
     )
     demo.add_argument("--out", default="shisrcnet-demo", help="output folder")
-    demo.add_argument("--input", help="a slide or image instead of the generated sample")
+    source = demo.add_mutually_exclusive_group()
+    source.add_argument("--input", help="a slide or image instead of the bundled slide")
+    source.add_argument(
+        "--synthetic", action="store_true", help="a generated H&E-like slide instead"
+    )
     demo.add_argument("--model", default="default", help="'default', a checkpoint, or 'bicubic'")
     demo.add_argument("--device", default="auto")
     demo.add_argument("--open", action="store_true", help="open the results in napari")

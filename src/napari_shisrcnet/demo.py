@@ -1,9 +1,10 @@
 """The main job on built-in defaults: ``shisrcnet demo``.
 
-Needs no data and no display: it generates an H&E-like sample slide (or takes
-``--input``), classifies its tissue tiles and super-resolves a region with the
-default model, and writes OME-Zarr results, a comparison figure (LR / bicubic /
-SR), an overlay figure (tile classes with a legend) and a JSON summary.
+Needs no data and no display: it takes the real Aperio H&E slide shipped with the package
+(``CMU-1-Small-Region.svs``, CC0; see :mod:`napari_shisrcnet.samples`), or ``--input``, or
+a generated H&E-like slide (``--synthetic``), classifies its tissue tiles and super-resolves
+a region with the default model, and writes OME-Zarr results, a comparison figure (LR /
+bicubic / SR), an overlay figure (tile classes with a legend) and a JSON summary.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .geometry import Region
 from .io.synthetic import write_synthetic_slide
 from .io.zarr_nodes import array_at
 from .model.bundled import BundledModelMissing
+from .samples import CMU_SMALL_REGION
 
 DEMO_SLIDE_PX = (2048, 2048)
 DEMO_MPP = 0.5
@@ -140,13 +142,19 @@ def run_demo(
     input_path: str | Path | None = None,
     model: str = "default",
     device: str = "auto",
+    synthetic: bool = False,
 ) -> dict:
-    """Run the demo into ``out_dir`` and return its summary (also written as summary.json)."""
+    """Run the demo into ``out_dir`` and return its summary (also written as summary.json).
+
+    ``input_path`` defaults to the bundled real slide; ``synthetic`` generates one instead.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    if input_path is None:
+    if synthetic:
         input_path = write_synthetic_slide(out_dir / "sample-he.tif", DEMO_SLIDE_PX, mpp=DEMO_MPP)
+    elif input_path is None:
+        input_path = CMU_SMALL_REGION
     tile_model, used = _model(model, device)
     summary: dict[str, Any] = {
         "napari_shisrcnet": __version__,

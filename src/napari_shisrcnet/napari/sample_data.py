@@ -1,10 +1,20 @@
-"""Sample data that works offline (images that installed packages ship, or generated)."""
+"""Sample data that works offline (shipped with this or installed packages, or generated)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..io.synthetic import synthetic_he_tile
+from ..samples import CMU_SMALL_REGION, CMU_SMALL_REGION_CREDIT
+
+
+def make_cmu_sample() -> list[tuple]:
+    """The real Aperio H&E slide shipped with the package, in micrometres (CC0)."""
+    from .reader import layer_tuple
+
+    data, kwargs, kind = layer_tuple(CMU_SMALL_REGION)
+    kwargs["metadata"]["napari_shisrcnet"]["credit"] = CMU_SMALL_REGION_CREDIT
+    return [(data, kwargs, kind)]
 
 
 def make_ihc_sample() -> list[tuple]:
