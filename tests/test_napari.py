@@ -323,3 +323,67 @@ def test_results_reopen_in_the_viewer_over_their_slide(make_napari_viewer, pyram
     np.testing.assert_allclose(sr.translate, corner)
     np.testing.assert_allclose(sr.scale, slide.scale / 2)
     assert [str(u) for u in sr.units] == [str(u) for u in slide.units] == ["micrometer"] * 2
+
+
+CLOSE_DURING_JOB = """
+import napari
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication
+from napari_shisrcnet.napari.widgets.classify import ClassifyTilesWidget
+
+viewer = napari.Viewer(show=True)
+viewer.open(SLIDE, plugin="napari-shisrcnet")
+widget = ClassifyTilesWidget(viewer)
+viewer.window.add_dock_widget(widget)
+widget.model.value, widget.checkpoint.value = "checkpoint file…", CHECKPOINT
+widget.device.value, widget.extent.value, widget.tile_px.value = "cpu", "whole level", 16
+report = widget._on_progress
+
+def close_on_first(event):
+    report(event)
+    if not getattr(close_on_first, "done", False):
+        close_on_first.done = True
+        QTimer.singleShot(0, viewer.close)
+        QTimer.singleShot(2000, QApplication.instance().quit)
+
+widget._on_progress = close_on_first
+widget.run()
+napari.run()
+print("stopped:", widget.runner._job_ended.is_set(), flush=True)
+"""
+
+
+def test_closing_the_viewer_during_a_job_cancels_it_cleanly(pyramid_tiff, tiny_checkpoint):
+    import subprocess
+    import sys
+
+    script = CLOSE_DURING_JOB.replace("SLIDE", repr(str(pyramid_tiff)))
+    script = script.replace("CHECKPOINT", repr(str(tiny_checkpoint)))
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=240, check=False
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "stopped: True" in run.stdout
+    assert "has been deleted" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_train_dock_scrolls_and_keeps_its_plot_legible(make_napari_viewer):
+    from napari_shisrcnet.napari.widgets.train import MIN_PLOT_HEIGHT_PX, TrainWidget
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1200, 700)
+    for name in ("Super-resolve", "Classify tiles"):
+        viewer.window.add_plugin_dock_widget("napari-shisrcnet", name)
+    _, scroll = viewer.window.add_plugin_dock_widget("napari-shisrcnet", "Train")
+    assert isinstance(scroll.train_widget, TrainWidget)
+    assert scroll.train_widget.plot.canvas.height() >= MIN_PLOT_HEIGHT_PX
+    assert viewer.window._qt_window.height() <= 700 + 50  # the window did not grow
+
+
+def test_the_scale_choice_shows_what_the_model_can_do(make_napari_viewer, tiny_checkpoint):
+    widget = SuperResolveWidget(make_napari_viewer())
+    widget.model.value = "bicubic"
+    assert widget.scale.enabled
+    widget.scale.value = 4
+    widget.model.value, widget.checkpoint.value = CHECKPOINT_CHOICE, tiny_checkpoint
+    assert not widget.scale.enabled and widget.scale.value == 2  # the checkpoint's x2

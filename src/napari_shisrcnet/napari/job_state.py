@@ -10,6 +10,7 @@ flags of their own.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -45,6 +46,9 @@ class JobState:
     events: ClassVar[SignalGroupDescriptor] = SignalGroupDescriptor()
 
 
+#: How long closing a widget waits for its job to stop after the current batch.
+SHUTDOWN_WAIT_S = 60.0
+
 #: job(report, cancel) -> result: runs in a worker thread; ``report`` takes its events.
 Job = Callable[[Callable[[Any], None], CancelToken], Any]
 
@@ -58,6 +62,9 @@ class JobRunner:
         self.synchronous = False  # True: run in the calling thread (tests, scripts)
         self.worker = None
         self._token: CancelToken | None = None
+        self._job_ended = threading.Event()
+        self._job_ended.set()
+        self._closed = False  # the widget is gone: its callbacks must not run any more
 
     def start(
         self,
@@ -68,10 +75,17 @@ class JobRunner:
     ) -> bool:
         """Start ``job``; ``on_event`` receives its events and ``on_done`` its result, on
         the GUI thread. Returns False (and changes nothing) while another job runs."""
-        if self.state.status.busy:
+        if self.state.status.busy or self._closed:
             return False
         token = self._token = CancelToken()
         self._set(JobStatus.RUNNING, message)
+        ended = self._job_ended = threading.Event()
+
+        def run(report):
+            try:
+                return job(report, token)
+            finally:
+                ended.set()
 
         def finished(result) -> None:
             try:
@@ -82,13 +96,28 @@ class JobRunner:
             self._set(JobStatus.DONE, "done")
 
         self.worker = start_job(
-            progress_generator(lambda report: job(report, token)),
-            on_event,
-            finished,
-            self._on_error,
+            progress_generator(run),
+            self._unless_closed(on_event),
+            self._unless_closed(finished),
+            self._unless_closed(self._on_error),
             self.synchronous,
         )
         return True
+
+    def _unless_closed(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        def call(value) -> None:
+            if not self._closed:
+                callback(value)
+
+        return call
+
+    def shutdown(self, timeout_s: float = SHUTDOWN_WAIT_S) -> bool:
+        """The widget is closing: cancel the job, ignore its callbacks from now on, and wait
+        (up to ``timeout_s``) for it to stop after its current batch. True if it stopped."""
+        self._closed = True
+        if self._token is not None:
+            self._token.cancel()
+        return self._job_ended.wait(timeout_s)
 
     def cancel(self, message: str = "cancelling after the current batch…") -> None:
         """Ask the running job to stop between batches."""

@@ -9,14 +9,15 @@ classified, and the image probability is the mean over its tiles.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from ..data.breakhis import ImageRecord
 from ..data.pairs import degrade, load_rgb, to_tensor
-from ..engine.tiling import Region, TileGrid
+from ..engine.tiling import TileGrid
+from ..geometry import Region
 from ..model import SHISRCNet, SKNetFPNClassifier, SRMFENet, bicubic_upsample
 from .metrics import classification_report, image_quality
 
@@ -75,8 +76,10 @@ def evaluate_records(
     config,
     device: torch.device | str = "cpu",
     with_figures: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Metrics over ``records`` (and, with ``with_figures``, one example image set)."""
+    """Metrics over ``records`` (and, with ``with_figures``, one example image set);
+    ``progress(done, total)`` after each image."""
     scale, crop = config.scale, config.val_crop_px
     model = model.to(device).eval()
     qualities, bicubic_qualities, probabilities = [], [], []
@@ -100,6 +103,8 @@ def evaluate_records(
                 }
         if probs is not None:
             probabilities.append(probs.float().cpu().numpy())
+        if progress is not None:
+            progress(len(qualities) or len(probabilities), len(records))
     metrics: dict = {}
     if qualities:
         for key in qualities[0]:

@@ -38,7 +38,8 @@ from .state import load_training_state, save_training_state
 
 @dataclass
 class TrainEvent:
-    """What the training loop reports: ``kind`` is batch, epoch, stopped or done."""
+    """What the training loop reports: ``kind`` is batch, validation (``batch`` of
+    ``batches_per_epoch`` images validated), epoch, stopped or done."""
 
     kind: str
     epoch: int
@@ -295,6 +296,11 @@ class Trainer:
     def _validate(self) -> dict:
         records = [self.records[i] for i in self.split.val]
         labels = self.labels[self.split.val]
+        epoch, step = self.counters["epoch"], self.counters["step"]
+
+        def progress(done: int, total: int) -> None:  # validation takes minutes on a CPU
+            self._emit(TrainEvent("validation", epoch, step, batch=done, batches_per_epoch=total))
+
         return evaluate_records(
             self.evaluated_model,
             records,
@@ -303,6 +309,7 @@ class Trainer:
             self.config,
             device=self.device,
             with_figures=False,
+            progress=progress,
         )
 
     def run(self, resume: bool = False) -> dict:

@@ -94,6 +94,11 @@ class JobWidget(Container):
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.runner.state.events.status.connect(self._on_status)
+        # Closing the dock or the viewer cancels the job and waits for its current batch:
+        # its callbacks never reach deleted Qt widgets, and no thread outlives the window.
+        # (The runner, not self: Python may have torn this object down by then.)
+        runner = self.runner
+        self.native.destroyed.connect(lambda *_: runner.shutdown())
         self.runner.state.events.message.connect(self._on_message)
         MODEL_HANDOVER.chosen.connect(self.use_checkpoint)
         viewer.layers.events.inserted.connect(self._refresh_images)

@@ -16,11 +16,16 @@ class SuperResolveWidget(JobWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(viewer, "super-resolution")
         self.scale = ComboBox(
-            label="scale (bicubic)", choices=list(SUPPORTED_SCALES), value=SUPPORTED_SCALES[0]
+            label="scale",
+            choices=list(SUPPORTED_SCALES),
+            value=SUPPORTED_SCALES[0],
+            tooltip="bicubic takes any scale; a trained model has its own (shown, fixed)",
         )
         # 0: what suits the device (SlideJobSettings.sr_tile_px = None).
         self.tile_px = SpinBox(label="tile (px, 0 = auto)", min=0, max=2048, step=32, value=0)
         self.compare = CheckBox(label="add bicubic layer", value=True)
+        self.checkpoint.changed.connect(lambda _: self._show_model_scale())
+        self._show_model_scale()
         self.extend(
             [
                 *self._common_widgets(),
@@ -30,6 +35,29 @@ class SuperResolveWidget(JobWidget):
                 *self._control_widgets(),
             ]
         )
+
+    def _on_model_changed(self, value) -> None:
+        super()._on_model_changed(value)
+        self._show_model_scale()
+
+    def _show_model_scale(self) -> None:
+        """Bicubic takes any supported scale; a trained model has its own, shown fixed."""
+        scale = None if self.model.value == "bicubic" else self._checkpoint_scale()
+        self.scale.enabled = scale is None
+        if scale is not None:
+            self.scale.value = scale
+
+    def _checkpoint_scale(self) -> int | None:
+        from ...model.bundled import bundled_weights_path
+        from ...model.checkpoint import read_checkpoint_info
+
+        try:
+            spec = self.model_spec()
+            return read_checkpoint_info(
+                bundled_weights_path(spec) if spec == "default" else spec
+            ).scale
+        except (ValueError, LookupError, OSError):
+            return None  # no or a bad checkpoint: Run will say why
 
     def prepare(self):
         from ...api import load_model, super_resolve

@@ -24,12 +24,16 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QScrollArea
 
 from ...geometry import SUPPORTED_SCALES
 from ...train.config import STAGES, TrainConfig
 from ..job_state import JobRunner, JobStatus
 from ..model_handover import MODEL_HANDOVER
 from .choices import device_choices
+
+#: The loss plot never shrinks below this (two axes with labels stay legible).
+MIN_PLOT_HEIGHT_PX = 260
 
 
 class LossPlot:
@@ -39,8 +43,10 @@ class LossPlot:
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
 
-        self.figure = Figure(figsize=(4, 2.6), tight_layout=True)
+        self.figure = Figure(figsize=(4, 2.6), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
+        # Readable however many docks share the column: the dock scrolls instead.
+        self.canvas.setMinimumHeight(MIN_PLOT_HEIGHT_PX)
         self.loss_axis = self.figure.add_subplot(211)
         self.val_axis = self.figure.add_subplot(212)
         self.steps: list[int] = []
@@ -86,6 +92,11 @@ class TrainWidget(Container):
         self.plot = LossPlot()
         self.native.layout().addWidget(self.plot.canvas)
         self.runner.state.events.status.connect(self._on_status)
+        # Closing the dock or the viewer cancels the job and waits for its current batch:
+        # its callbacks never reach deleted Qt widgets, and no thread outlives the window.
+        # (The runner, not self: Python may have torn this object down by then.)
+        runner = self.runner
+        self.native.destroyed.connect(lambda *_: runner.shutdown())
         self.runner.state.events.message.connect(self._on_message)
 
     def _form(self, defaults: TrainConfig) -> list:
@@ -216,6 +227,11 @@ class TrainWidget(Container):
             self.runner.state.message = (
                 f"epoch {event.epoch + 1}, batch {event.batch}/{event.batches_per_epoch}"
             )
+        elif event.kind == "validation":
+            self.batch_bar.max = max(1, event.batches_per_epoch)
+            self.batch_bar.value = event.batch
+            done, total = event.batch, event.batches_per_epoch
+            self.runner.state.message = f"epoch {event.epoch + 1}: validating, {done}/{total}"
         elif event.kind == "epoch":
             self.epoch_bar.value = min(event.epoch, self.epoch_bar.max)
             self.plot.add_epoch(event.epoch, event.metrics)
@@ -241,3 +257,14 @@ class TrainWidget(Container):
         """Point the Super-resolve and Classify tiles widgets at the best checkpoint."""
         if self.best is not None:
             MODEL_HANDOVER.chosen.emit(str(self.best))
+
+
+class TrainDock(QScrollArea):
+    """The Train widget in a scroll area (what napari docks): with other docks open the
+    column scrolls instead of squeezing the plot or growing taller than the screen."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.train_widget = TrainWidget(viewer)  # for scripts and tests
+        self.setWidgetResizable(True)
+        self.setWidget(self.train_widget.native)
