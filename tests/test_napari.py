@@ -387,3 +387,28 @@ def test_the_scale_choice_shows_what_the_model_can_do(make_napari_viewer, tiny_c
     widget.scale.value = 4
     widget.model.value, widget.checkpoint.value = CHECKPOINT_CHOICE, tiny_checkpoint
     assert not widget.scale.enabled and widget.scale.value == 2  # the checkpoint's x2
+
+
+@needs_cmu_svs
+def test_the_preferred_reader_setting_in_the_readme_makes_viewer_open_use_the_plugin(
+    make_napari_viewer,
+):
+    from napari.settings import get_settings
+
+    from napari_shisrcnet.io.slides import slide_suffixes
+
+    viewer = make_napari_viewer()
+    plugins = get_settings().plugins
+    before = dict(plugins.extension2reader)
+    try:
+        # As README.md says (File > Preferences > Plugins does the same).
+        plugins.extension2reader = {
+            **before,
+            **{f"*{suffix}": "napari-shisrcnet" for suffix in slide_suffixes()},
+        }
+        # plugin=None follows the preferences, as File > Open and drag-and-drop do.
+        [layer] = viewer.open(str(CMU_SVS), plugin=None)
+        assert "napari_shisrcnet" in layer.metadata and layer.multiscale
+        assert tuple(layer.scale) == pytest.approx((0.499, 0.499))
+    finally:
+        plugins.extension2reader = before
