@@ -232,10 +232,12 @@ def _progress_bars() -> tuple[dict, Callable[..., None]]:
     bars: dict[str, tqdm] = {}
 
     def progress(event) -> None:
-        bar = bars.get(event.stage) or bars.setdefault(
-            event.stage, tqdm(total=event.total, desc=event.stage, unit="tile", leave=False)
-        )
-        bar.n = event.done
+        bar = bars.get(event.stage)
+        if bar is None:  # starts at the first event, so its rate counts only later tiles
+            bar = bars[event.stage] = tqdm(
+                total=event.total, initial=event.done, desc=event.stage, unit="tile", leave=False
+            )
+        bar.update(event.done - bar.n)
         bar.set_postfix_str(f"{event.megapixels_per_s:.2f} MP/s", refresh=True)
 
     return bars, progress
