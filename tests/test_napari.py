@@ -89,16 +89,20 @@ def test_classify_widget_adds_an_aligned_coloured_overlay(classify_widget, tmp_p
     widget.synchronous = True
     widget.run()
     labels = viewer.layers["synthetic.tif classes"]
-    # tiny checkpoint: 128 px HR crops -> 64 LR px tiles on level 1 (1.0 µm/px).
-    assert labels.data.shape == (10, 13)
-    assert tuple(labels.scale) == pytest.approx((64.0, 64.0))
+    # tiny checkpoint: 128 px HR crops -> 64 LR px tiles on level 1 (600 x 800 px, 1 µm/px).
+    tiles = np.asarray(labels.data[-1])
+    assert tiles.shape == (10, 13) and labels.data[0].shape == (600, 800)
+    assert tuple(labels.scale) == pytest.approx((1.0, 1.0))  # level-1 pixels: clipped edges
+    level1 = viewer.layers[0].data[1]
+    assert labels.data[0].shape == level1.shape[:2]  # the overlay ends where the slide does
+    np.testing.assert_array_equal(np.asarray(labels.data[0][::64, ::64]), tiles)
     features = labels.features
-    tissue = int((labels.data > 0).sum())
-    assert 0 < tissue < labels.data.size and len(features) == tissue + 1
+    tissue = int((tiles > 0).sum())
+    assert 0 < tissue < tiles.size and len(features) == tissue + 1
     assert set(features["class"][1:]) <= {"benign", "malignant"}
     # Each tissue tile: its own label, coloured by its class, with its probabilities.
-    row, column = np.argwhere(labels.data > 0)[0]
-    tile = labels.data[row, column]
+    row, column = np.argwhere(tiles > 0)[0]
+    tile = tiles[row, column]
     tile_class = features["class"][tile]
     p = [features["p_benign"][tile], features["p_malignant"][tile]]
     assert p[0] + p[1] == pytest.approx(1, abs=1e-3)
@@ -107,8 +111,10 @@ def test_classify_widget_adds_an_aligned_coloured_overlay(classify_widget, tmp_p
     assert labels.colormap.map(tile) == pytest.approx(np.array(colour) / 255, abs=1e-3)
     assert labels.colormap.map(0)[-1] == 0  # background is transparent
     heatmap = viewer.layers["synthetic.tif p(malignant)"]
-    assert heatmap.data.shape == (10, 13) and tuple(heatmap.translate) == tuple(labels.translate)
+    assert heatmap.data[-1].shape == (10, 13) and heatmap.data[0].shape == (600, 800)
+    assert tuple(heatmap.translate) == tuple(labels.translate) and heatmap.colorbar.visible
     assert "tiles" in widget.summary.value and "mm²" in widget.summary.value
+    assert "#d55e00" in widget.summary.value  # the legend's malignant swatch
     widget.opacity.value = 0.8
     assert labels.opacity == pytest.approx(0.8)
     csv = widget._export("csv", str(tmp_path / "tiles.csv"))

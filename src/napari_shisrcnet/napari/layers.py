@@ -7,6 +7,7 @@ lies on ``grid.coarser(step, (region.y, region.x))`` (see :mod:`napari_shisrcnet
 
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
 
 from ..classes import class_colors
@@ -15,6 +16,8 @@ from ..geometry import PixelGrid, Region, block_mean
 
 #: Outputs larger than this (per side) get a pyramid, so napari stays fluid.
 MULTISCALE_ABOVE_PX = 4096
+#: Chunk side of the lazy per-pixel tile maps (a chunk is made when napari shows it).
+TILE_PYRAMID_CHUNK_PX = 1024
 
 
 def pyramid(image: np.ndarray) -> list[np.ndarray] | np.ndarray:
@@ -25,6 +28,32 @@ def pyramid(image: np.ndarray) -> list[np.ndarray] | np.ndarray:
     while max(levels[-1].shape[:2]) > 1024:
         levels.append(block_mean(levels[-1], 2))
     return levels
+
+
+def _tiles_at_step(values: np.ndarray, tile_px: int, shape_px: tuple[int, int], step: int):
+    """``values`` (one per tile) on a grid of ``step`` level pixels over ``shape_px``, lazily:
+    each pixel takes the tile under its first level pixel."""
+    shape = (-(-shape_px[0] // step), -(-shape_px[1] // step))
+
+    def block(block_info=None) -> np.ndarray:
+        (y0, y1), (x0, x1) = block_info[None]["array-location"]
+        rows = np.arange(y0, y1) * step // tile_px
+        columns = np.arange(x0, x1) * step // tile_px
+        return values[np.ix_(rows, columns)]
+
+    chunks = da.core.normalize_chunks((TILE_PYRAMID_CHUNK_PX,) * 2, shape)
+    return da.map_blocks(block, chunks=chunks, dtype=values.dtype, meta=values[:0, :0])
+
+
+def clipped_tile_pyramid(values: np.ndarray, tile_px: int, shape_px: tuple[int, int]) -> list:
+    """Per-tile values as a lazy pyramid whose level 0 has one pixel per level pixel of a
+    ``shape_px`` region, so edge tiles stop at the region's edge instead of overhanging it;
+    levels halve down to the tile map itself. napari computes only what it shows."""
+    levels, step = [], 1
+    while step < tile_px:
+        levels.append(_tiles_at_step(values, tile_px, shape_px, step))
+        step *= 2
+    return [*levels, values]
 
 
 def sr_layer(sr: np.ndarray, grid: PixelGrid, region: Region, scale: int, name: str) -> tuple:
@@ -80,30 +109,36 @@ def classification_layers(
     features, classes = _tile_features(result, tissue)
     colors = {0: (0.0, 0.0, 0.0, 0.0), None: (0.0, 0.0, 0.0, 0.0)}
     colors.update({i + 1: class_rgba[c] for i, c in enumerate(classes)})
-    where = grid.coarser(result.grid.tile_px, (region.y, region.x)).layer_keywords()
-    metadata = {"class_names": list(names), "tile_px": result.grid.tile_px}
+    tile_px, shape_px = result.grid.tile_px, (region.height, region.width)
+    where = grid.coarser(1, (region.y, region.x)).layer_keywords()  # level-pixel grid
+    metadata = {"class_names": list(names), "tile_px": tile_px}
     labels = {
         "name": f"{name} classes",
+        "multiscale": True,
         "colormap": DirectLabelColormap(color_dict=colors),
         "features": features,
         "opacity": opacity,
         "metadata": {"napari_shisrcnet": {**metadata, "class_map": result.label_map}},
         **where,
     }
-    layers = [(tile_labels, labels, "labels")]
+    layers = [(clipped_tile_pyramid(tile_labels, tile_px, shape_px), labels, "labels")]
     if heatmap:
-        layers.append(_heatmap(result, name, opacity, where))
+        layers.append(_heatmap(result, name, opacity, where, shape_px))
     return layers
 
 
-def _heatmap(result: TileClassification, name: str, opacity: float, where: dict) -> tuple:
+def _heatmap(
+    result: TileClassification, name: str, opacity: float, where: dict, shape_px
+) -> tuple:
     """The probability of the positive class ("malignant", else the last) per tile."""
     names = result.class_names
     positive = names.index("malignant") if "malignant" in names else len(names) - 1
+    values = np.ascontiguousarray(result.probabilities[..., positive])
     return (
-        result.probabilities[..., positive],
+        clipped_tile_pyramid(values, result.grid.tile_px, shape_px),
         {
             "name": f"{name} p({names[positive]})",
+            "multiscale": True,
             "colormap": "inferno",
             "contrast_limits": (0.0, 1.0),
             "opacity": opacity,
@@ -115,10 +150,17 @@ def _heatmap(result: TileClassification, name: str, opacity: float, where: dict)
 
 
 def class_summary(result: TileClassification, tile_um: float | None) -> str:
-    """Tiles and area per class, one line each."""
-    counts = result.counts()
+    """The overlay's legend: a swatch of each class's colour, its tiles and area (rich
+    text, one line per class)."""
+    colours = dict(zip(result.class_names, class_colors(result.class_names), strict=True))
     lines = []
-    for name, count in counts.items():
+    for name, count in result.counts().items():
         area = f", {count * (tile_um / 1000) ** 2:.3f} mm²" if tile_um else ""
-        lines.append(f"{name}: {count} tiles{area}")
-    return "\n".join(lines)
+        rgb = colours.get(name)
+        swatch = "&#9633;" if rgb is None else _swatch(rgb)  # background: an empty square
+        lines.append(f"{swatch} {name}: {count} tiles{area}")
+    return "<br>".join(lines)
+
+
+def _swatch(rgb: tuple[int, int, int]) -> str:
+    return '<span style="color:#{:02x}{:02x}{:02x}">&#9632;</span>'.format(*rgb)

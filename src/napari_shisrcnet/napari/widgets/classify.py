@@ -86,6 +86,9 @@ class ClassifyTilesWidget(JobWidget):
                 result, source.grid, region, source.layer.name, heatmap, opacity
             )
         ]
+        for layer in self._layers:  # the heatmap's scale, shown while the heatmap is
+            if isinstance(layer, napari.layers.Image):
+                layer.colorbar.visible = True
         self.summary.value = class_summary(result, self._tile_um)
         self.export_csv.enabled = self.export_geojson.enabled = True
 
