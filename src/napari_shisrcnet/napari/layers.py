@@ -127,9 +127,7 @@ def classification_layers(
     return layers
 
 
-def _heatmap(
-    result: TileClassification, name: str, opacity: float, where: dict, shape_px
-) -> tuple:
+def _heatmap(result: TileClassification, name: str, opacity: float, where: dict, shape_px) -> tuple:
     """The probability of the positive class ("malignant", else the last) per tile."""
     names = result.class_names
     positive = names.index("malignant") if "malignant" in names else len(names) - 1
