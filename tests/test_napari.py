@@ -418,3 +418,29 @@ def test_the_preferred_reader_setting_in_the_readme_makes_viewer_open_use_the_pl
         assert tuple(layer.scale) == pytest.approx((0.499, 0.499))
     finally:
         plugins.extension2reader = before
+
+
+def test_the_widgets_read_at_the_models_pixel_size(classify_widget, tmp_path):
+    import torch
+
+    from conftest import TINY_SHISRCNET
+    from napari_shisrcnet.model import SHISRCNet, save_checkpoint
+
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(
+        SHISRCNet(scale=2, **TINY_SHISRCNET),
+        tmp_path / "lr-1um.safetensors",
+        provenance={"hr_crop_px": 128, "hr_mpp": 0.5},  # LR: 1.0 µm/px
+    )
+    viewer, widget = classify_widget
+    widget.synchronous, widget.checkpoint.value, widget.level.value = True, checkpoint, 0
+    widget.heatmap.value = False
+    widget.run()  # the 0.5 µm/px slide is read at 1.0 µm/px: its level 1, as stored
+    labels = viewer.layers["synthetic.tif classes"]
+    assert labels.data[0].shape == (600, 800) and tuple(labels.scale) == pytest.approx((1, 1))
+    viewer.layers.remove(labels)
+    widget.read_at.value = "level as stored"
+    widget.run()
+    labels = viewer.layers["synthetic.tif classes"]
+    assert labels.data[0].shape == (1200, 1600)
+    assert tuple(labels.scale) == pytest.approx((0.5, 0.5))

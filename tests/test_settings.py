@@ -11,7 +11,7 @@ from napari_shisrcnet.errors import OptionError
 from napari_shisrcnet.io.slides import open_slide
 from napari_shisrcnet.results.paths import ResultPaths
 from napari_shisrcnet.results.store import ResultStore
-from napari_shisrcnet.settings import SlideJobSettings, level_for_mpp, resolve
+from napari_shisrcnet.settings import SlideJobSettings, read_plan, resolve
 from napari_shisrcnet.slide_job import SlideJob
 
 
@@ -73,9 +73,13 @@ def test_resolve_fills_level_region_and_tile_sizes(pyramid_tiff):
         assert resolve(plain.replace(sr_tile_px=None), slide, model, recorded).sr_tile_px == 512
         clipped = plain.replace(region=api.Region(1100, 1500, 500, 500))
         assert resolve(clipped, slide, model, {}).region == api.Region(1100, 1500, 100, 100)
-        assert level_for_mpp(slide.metadata, 0.9) == 1 and level_for_mpp(slide.metadata, 0.6) == 0
+        # The coarsest level not coarser than the target, resampled to it.
+        assert read_plan(plain.replace(target_mpp=0.9), slide.metadata, model) == (0, 1.8, 0.9)
+        assert read_plan(plain.replace(target_mpp=1.5), slide.metadata, model) == (1, 1.5, 1.5)
         by_mpp = resolve(plain.replace(target_mpp=1.0, region=None), slide, model, {})
         assert by_mpp.level == 1 and by_mpp.region == api.Region(0, 0, 600, 800)
+        resampled = resolve(plain.replace(target_mpp=2.0, region=None), slide, model, {})
+        assert resampled.level == 1 and resampled.region == api.Region(0, 0, 300, 400)
         with pytest.raises(OptionError, match="outside") as error:
             resolve(plain.replace(region=api.Region(5000, 0, 10, 10)), slide, model, {})
         assert error.value.options == ("region",)
@@ -85,7 +89,10 @@ def test_target_mpp_needs_a_known_pixel_size():
     slide = api.as_slide(np.zeros((64, 64, 3), np.uint8))
     with pytest.raises(OptionError, match="pixel size is unknown") as error:
         resolve(SlideJobSettings(target_mpp=0.5), slide, api.load_model("bicubic", "cpu"), {})
-    assert set(error.value.options) == {"target_mpp", "level"}
+    assert set(error.value.options) == {"target_mpp", "slide_mpp"}
+    given = SlideJobSettings(target_mpp=1.0, slide_mpp=0.5, classification=False)
+    model = api.load_model("bicubic", "cpu")
+    assert resolve(given, slide, model, {}).region == api.Region(0, 0, 32, 32)
 
 
 def test_phases_run_separately_equal_process_slide(tmp_path, pyramid_tiff, tiny_checkpoint):

@@ -26,7 +26,7 @@ from .io.slides import Slide, open_slide, slide_from_arrays
 from .model import BicubicSR, load_checkpoint
 from .model.bundled import bundled_weights_path
 from .results.paths import ResultPaths
-from .settings import PAPER_HR_CROP_PX, SlideJobSettings, check_model, resolve
+from .settings import PAPER_HR_CROP_PX, SlideJobSettings, check_model, resolve, view_of
 from .slide_job import SlideJob, SlideResult, open_slide_job
 
 __all__ = [
@@ -88,12 +88,14 @@ def load_model(
     model, info = load_checkpoint(path, expected_scale=scale)
     provenance = info.provenance or {}
     hr_crop_px = int(provenance.get("hr_crop_px", PAPER_HR_CROP_PX))
+    hr_mpp = provenance.get("hr_mpp")  # µm/px of the training HR images, where recorded
     return TileModel(
         model,
         device,
         class_names=info.class_names,
         identity=f"{info.architecture}:{info.tensors_sha256[:16]}",
         training_tile_px=hr_crop_px // info.scale if info.scale else None,
+        lr_mpp=float(hr_mpp) * (info.scale or 1) if hr_mpp else None,
         compile=compile,
         cuda_graphs=cuda_graphs,
     )
@@ -165,11 +167,12 @@ def super_resolve(
     slide, tile_model = as_slide(image_or_path), load_model(model, device)
     check_model(settings, tile_model)
     resolved = resolve(settings, slide, tile_model, {})
+    view = view_of(slide, resolved)
     region, scale = resolved.region, tile_model.scale
     assert region is not None  # resolve() fills it in
     output = np.zeros((region.height * scale, region.width * scale, 3), np.uint8)
     super_resolve_region(
-        slide.tile_sources[resolved.level],
+        view.pixels,
         region,
         tile_model,
         array_core_writer(output, region, scale),
@@ -222,8 +225,8 @@ def classify_tiles(
     region, tile_px = resolved.region, resolved.classification_tile_px
     assert region is not None and tile_px is not None  # resolve() fills them in
     return classify_region(
-        slide.tile_sources,
-        resolved.level,
+        view_of(slide, resolved).tissue_levels,
+        0,
         region,
         tile_model,
         tile_model.class_names,

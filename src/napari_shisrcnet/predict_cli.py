@@ -45,20 +45,54 @@ class SettingFlag:
     help: str
     parse: dict = field(default_factory=dict)  # argparse keywords: type, action, choices...
     to_setting: Callable = field(default=lambda value: value)
+    dest: str = ""  # the parsed argument, when one flag sets several settings
 
+    @property
+    def argument(self) -> str:
+        return self.dest or self.setting
+
+
+def _mpp(text: str) -> str | float:
+    if text in ("auto", "native"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected auto, native or a pixel size in µm, got '{text}'"
+        ) from None
+
+
+MPP_HELP = (
+    "the pixel size to read the slide at: auto (what the model was trained at, when it "
+    "records it and the slide's pixel size is known; else --level as stored), native "
+    "(--level as stored) or a value in µm/px (default: auto)"
+)
 
 SETTING_FLAGS = (
     SettingFlag("level", "--level", "pyramid level to read (0 = full resolution)", {"type": int}),
     SettingFlag(
         "target_mpp",
-        "--target-mpp",
-        "read the level whose µm/px is nearest this, instead of --level",
+        "--mpp",
+        MPP_HELP,
+        {"type": _mpp, "metavar": "auto|native|UM", "default": "auto"},
+        lambda value: value if isinstance(value, float) else None,
+        dest="mpp",
+    ),
+    SettingFlag(
+        "match_model_mpp", "--mpp", MPP_HELP, {}, lambda value: value == "auto", dest="mpp"
+    ),
+    SettingFlag(
+        "slide_mpp",
+        "--slide-mpp",
+        "the slide's level-0 µm/px, for files that do not record it (or record it wrongly)",
         {"type": float, "metavar": "UM"},
     ),
     SettingFlag(
         "region",
         "--region",
-        "region of that level, in its pixels (default: all of it)",
+        "region of the image as read (the level, resampled with --mpp), in its pixels "
+        "(default: all of it)",
         {"type": _region, "metavar": "X,Y,W,H"},
     ),
     SettingFlag(
@@ -124,7 +158,7 @@ OPTION_FLAGS = {
 def settings_from_args(args: argparse.Namespace) -> SlideJobSettings:
     """The job settings the parsed flags ask for."""
     return SlideJobSettings(
-        **{row.setting: row.to_setting(getattr(args, row.setting)) for row in SETTING_FLAGS}
+        **{row.setting: row.to_setting(getattr(args, row.argument)) for row in SETTING_FLAGS}
     )
 
 
@@ -154,8 +188,12 @@ def add_predict(commands) -> None:
         "--scale", type=int, choices=SUPPORTED_SCALES, help="check (or, for bicubic, set) the scale"
     )
     predict.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    flags_added = set()
     for row in SETTING_FLAGS:
-        keywords = {"dest": row.setting, "help": row.help, **row.parse}
+        if row.flag in flags_added:  # a second setting of the same flag
+            continue
+        flags_added.add(row.flag)
+        keywords = {"dest": row.argument, "help": row.help, **row.parse}
         if "action" not in keywords and "default" not in keywords:
             keywords["default"] = getattr(defaults, row.setting)
             if keywords["default"] is not None:

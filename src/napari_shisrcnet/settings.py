@@ -12,14 +12,13 @@ from __future__ import annotations
 import numbers
 from dataclasses import asdict, dataclass, fields, replace
 
-import numpy as np
-
 from .engine.inference import TileModel
 from .engine.super_resolution import default_sr_tile_px
 from .engine.tiling import DEFAULT_HALO_PX
 from .engine.tissue import MIN_TISSUE_FRACTION
 from .errors import OptionError
-from .geometry import Region
+from .geometry import Region, physical_grid
+from .io.resampled import NATIVE_TOLERANCE, LevelView, level_view
 from .io.slides import Slide, SlideMetadata
 from .model.classifier import MIN_INPUT_SIDE_PX
 
@@ -38,8 +37,13 @@ class SlideJobSettings:
     level : int
         Pyramid level to read (0 = full resolution).
     target_mpp : float, optional
-        Read the level whose µm/px is nearest this instead of ``level`` (needs a slide
-        with a known pixel size).
+        Read the slide at this µm/px (the coarsest level not coarser, resampled), instead of
+        ``level``; needs a known pixel size (the file's, or ``slide_mpp``).
+    match_model_mpp : bool
+        With no ``target_mpp``: read at the µm/px the model was trained at, when the model
+        records it and the slide's pixel size is known; else read ``level`` as stored.
+    slide_mpp : float, optional
+        The slide's level-0 µm/px, for files that do not record it (or record it wrongly).
     region : Region, optional
         Rectangle of the level read, in its pixels; ``None`` = the whole level.
     super_resolution, classification : bool
@@ -62,6 +66,8 @@ class SlideJobSettings:
 
     level: int = 0
     target_mpp: float | None = None
+    match_model_mpp: bool = True
+    slide_mpp: float | None = None
     region: Region | None = None
     super_resolution: bool = True
     classification: bool = True
@@ -81,8 +87,10 @@ class SlideJobSettings:
                 "classification",
             )
         _check_at_least(self.level, 0, "the pyramid level", "level")
-        if self.target_mpp is not None and not self.target_mpp > 0:
-            raise OptionError(f"the target µm/px must be > 0, got {self.target_mpp}", "target_mpp")
+        for name, words in (("target_mpp", "the target µm/px"), ("slide_mpp", "the slide's µm/px")):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise OptionError(f"{words} must be > 0, got {value}", name)
         if self.region is not None:
             _check_region(self.region)
         for name, words in (
@@ -117,6 +125,8 @@ class SlideJobSettings:
         region = self.region
         return {
             "level": self.level,
+            "read_mpp": self.target_mpp,
+            "slide_mpp": self.slide_mpp,
             "region_yxhw": region.yxhw if region is not None else None,
             "super_resolution": self.super_resolution,
             "classification": self.classification,
@@ -175,35 +185,70 @@ def default_classification_tile_px(model: TileModel) -> int:
     return model.training_tile_px or PAPER_HR_CROP_PX // model.scale
 
 
-def level_for_mpp(metadata: SlideMetadata, target_mpp: float) -> int:
-    """The pyramid level whose pixel size is nearest ``target_mpp`` (by ratio)."""
-    if metadata.mpp is None:
-        raise OptionError(
-            f"{metadata.path}: the pixel size is unknown; choose a pyramid level instead of "
-            "a target µm/px",
-            "target_mpp",
-            "level",
-        )
-    level_mpps = [metadata.level_mpp(i) for i in range(len(metadata.level_shapes))]
-    # Every level's pixel size is known here (the slide's is), so none is left out.
-    ratios = [abs(np.log(mpp / target_mpp)) for mpp in level_mpps if mpp is not None]
-    return int(np.argmin(ratios))
+def with_slide_mpp(slide: Slide, slide_mpp: float | None) -> Slide:
+    """``slide`` with its level-0 pixel size set to ``slide_mpp`` (when given)."""
+    if slide_mpp is None:
+        return slide
+    meta = replace(slide.metadata, mpp=slide_mpp, grid=physical_grid(slide_mpp))
+    return replace(slide, metadata=meta)
 
 
-def _level_and_region(settings: SlideJobSettings, meta: SlideMetadata) -> tuple[int, Region]:
-    level = settings.level
+def read_mpp(settings: SlideJobSettings, meta: SlideMetadata, model: TileModel) -> float | None:
+    """The µm/px to read the slide at, or None to read a level as stored."""
     if settings.target_mpp is not None:
-        level = level_for_mpp(meta, settings.target_mpp)
-    n_levels = len(meta.level_shapes)
-    if level >= n_levels:
+        target = settings.target_mpp
+    elif settings.match_model_mpp and model.lr_mpp is not None and meta.mpp is not None:
+        target = model.lr_mpp
+    else:
+        return None
+    if meta.mpp is None:
         raise OptionError(
-            f"{meta.path}: level {level} requested; it has {n_levels} level(s)", "level"
+            f"{meta.path}: the pixel size is unknown; give the slide's µm/px, or read a "
+            "level as stored",
+            "slide_mpp",
+            "target_mpp",
         )
-    shape = meta.level_shapes[level]
+    return target
+
+
+def read_plan(
+    settings: SlideJobSettings, meta: SlideMetadata, model: TileModel
+) -> tuple[int, float, float | None]:
+    """(level, factor, µm/px): read ``level`` resampled by ``factor`` stored pixels per
+    pixel, the coarsest level not coarser than the target (factor >= 1 unless even level 0
+    is coarser); as stored (factor 1, µm/px of the level) without a target."""
+    target = read_mpp(settings, meta, model)
+    n_levels = len(meta.level_shapes)
+    if target is None:
+        if settings.level >= n_levels:
+            raise OptionError(
+                f"{meta.path}: level {settings.level} requested; it has {n_levels} level(s)",
+                "level",
+            )
+        return settings.level, 1.0, meta.level_mpp(settings.level)
+    level_mpps = [meta.level_mpp(i) or 0.0 for i in range(n_levels)]
+    finer = [i for i, mpp in enumerate(level_mpps) if mpp <= target * (1 + NATIVE_TOLERANCE)]
+    level = max(finer) if finer else 0
+    return level, target / level_mpps[level], target
+
+
+def read_shape(meta: SlideMetadata, level: int, factor: float) -> tuple[int, int]:
+    """Pixels of ``level`` read at ``factor`` (as :class:`ResampledLevel` makes them)."""
+    if abs(factor - 1.0) <= NATIVE_TOLERANCE:
+        return meta.level_shapes[level]
+    height, width = meta.level_shapes[level]
+    return max(1, round(height / factor)), max(1, round(width / factor))
+
+
+def _level_and_region(
+    settings: SlideJobSettings, meta: SlideMetadata, model: TileModel
+) -> tuple[int, float | None, Region]:
+    level, factor, mpp = read_plan(settings, meta, model)
+    shape = read_shape(meta, level, factor)
     if settings.region is None:
-        return level, Region.whole(shape)
+        return level, mpp, Region.whole(shape)
     try:
-        return level, settings.region.clipped_to(shape)
+        return level, mpp, settings.region.clipped_to(shape)
     except ValueError as error:
         raise OptionError(f"{meta.path}: {error}", "region") from None
 
@@ -233,7 +278,8 @@ def resolve(
     An SR tile size left unset is the one the result there was started with (so it resumes
     on any device), else what suits the model's device.
     """
-    level, region = _level_and_region(settings, slide.metadata)
+    slide = with_slide_mpp(slide, settings.slide_mpp)
+    level, mpp, region = _level_and_region(settings, slide.metadata, model)
     sr_tile_px = settings.sr_tile_px
     if settings.super_resolution and sr_tile_px is None:
         recorded_px = (recorded.get("signature") or {}).get("sr_tile_px")
@@ -242,9 +288,24 @@ def resolve(
     if settings.classification:
         classification_tile_px = classification_tile_px or default_classification_tile_px(model)
         _check_classifier_input(region, classification_tile_px, model)
+    # Read at a µm/px: the target becomes explicit, so the job does not depend on the model.
+    target = mpp if read_mpp(settings, slide.metadata, model) is not None else None
     return settings.replace(
         level=level,
+        target_mpp=target,
+        match_model_mpp=False,
         region=region,
         sr_tile_px=sr_tile_px,
         classification_tile_px=classification_tile_px,
     )
+
+
+def view_of(slide: Slide, resolved: SlideJobSettings) -> LevelView:
+    """The pixels resolved settings read: their level, resampled to their µm/px if any."""
+    slide = with_slide_mpp(slide, resolved.slide_mpp)
+    factor = 1.0
+    if resolved.target_mpp is not None:
+        level_mpp = slide.metadata.level_mpp(resolved.level)
+        assert level_mpp is not None  # resolve() refused slides without a pixel size
+        factor = resolved.target_mpp / level_mpp
+    return level_view(slide, resolved.level, factor)

@@ -17,6 +17,7 @@ resumes and ends bit-identical to an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from .engine.runner import CancelToken, ProgressCallback
 from .engine.super_resolution import default_batch_size, super_resolve_region
 from .engine.tiling import READ_BAND_PX, Tile, TileGrid
 from .geometry import PixelGrid, Region
+from .io.resampled import LevelView
 from .io.slides import Slide
 from .results import tables
 from .results.lock import ResultLock
@@ -45,7 +47,7 @@ from .results.paths import ResultPaths
 from .results.pyramid import PyramidBuilder
 from .results.resume import ResumeState
 from .results.store import ResultStore, write_rgb_tile
-from .settings import SlideJobSettings, check_model, resolve
+from .settings import SlideJobSettings, check_model, resolve, view_of
 
 #: Overview pixels per classification tile side when SR is off.
 OVERVIEW_PX_PER_TILE = 16
@@ -196,7 +198,7 @@ class SlideJob:
 
         try:
             super_resolve_region(
-                self.slide.tile_sources[self._resolved.level],
+                self._view.pixels,
                 region,
                 self.model,
                 write_core,
@@ -226,8 +228,8 @@ class SlideJob:
 
         try:
             return classify_region(
-                self.slide.tile_sources,
-                self._resolved.level,
+                self._view.tissue_levels,
+                0,
                 self._region,
                 model,
                 model.class_names,
@@ -261,9 +263,14 @@ class SlideJob:
         self._resume.mark_complete(summary)
         return self._finished_result(resumed=False)
 
+    @functools.cached_property
+    def _view(self) -> LevelView:
+        """The pixels this job reads: its level, resampled to its µm/px if it has one."""
+        return view_of(self.slide, self._resolved)
+
     def _level_grid(self) -> PixelGrid:
-        """Where the level read lies: the slide's own grid (µm, position) at that level."""
-        return self.slide.metadata.level_grid(self._resolved.level)
+        """Where the pixels read lie: the slide's own grid (µm, position) at their size."""
+        return self._view.grid
 
     def _finish_image(self) -> dict:
         region, meta = self._region, self.slide.metadata
@@ -277,7 +284,8 @@ class SlideJob:
             "input": str(meta.path),
             "level": self._resolved.level,
             "region_xywh": [region.x, region.y, region.width, region.height],
-            "mpp": meta.level_mpp(self._resolved.level),
+            "mpp": self._view.mpp,
+            "read_factor": round(self._view.factor, 6),
             "model": self.model.identity,
             "scale": self.model.scale if self._resolved.super_resolution else None,
             "output_shape_yx": list(self.store.image_level(0).shape[1:]),
@@ -291,23 +299,27 @@ class SlideJob:
         region, chunk_px = self._region, 512
         step = max(1, self._cls_px // OVERVIEW_PX_PER_TILE)
         level0 = self.store.image_level0(coarse_shape(region, step), chunk_px)
-        source = self.slide.tile_sources[self._resolved.level]
+        source = self._view.pixels
         for y, band in coarse_bands(source, region, step, band_rows=chunk_px):
             write_rgb_tile(level0, y, 0, band)
         return float(step)
 
     def _write_classification(self, classified: TileClassification) -> dict:
         """Labels, probabilities and the tile table; the summary's classification part."""
-        names, level, cls_px = classified.class_names, self._resolved.level, self._cls_px
-        meta, paths = self.slide.metadata, self.store.paths
+        names, cls_px, view, paths = (
+            classified.class_names,
+            self._cls_px,
+            self._view,
+            self.store.paths,
+        )
         grid = self._level_grid().coarser(cls_px, (self._region.y, self._region.x))
         self.store.write_probabilities(classified.probabilities)
         self.store.write_labels(classified.label_map, names, class_colors(names), grid)
-        rows = tables.tile_rows(classified, meta.level_downsamples[level], meta.mpp)
+        mpp0 = None if view.mpp is None else view.mpp / view.downsample  # level 0's µm/px
+        rows = tables.tile_rows(classified, view.downsample, mpp0)
         tables.write_tile_csv(paths.csv, rows, names)
         counts = classified.counts()
-        level_mpp = meta.level_mpp(level)
-        tile_area_mm2 = (cls_px * level_mpp / 1000.0) ** 2 if level_mpp else None
+        tile_area_mm2 = (cls_px * view.mpp / 1000.0) ** 2 if view.mpp else None
         return {
             "classification_tile_px": cls_px,
             "tiles": int(np.prod(classified.grid.shape)),

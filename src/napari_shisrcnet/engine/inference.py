@@ -105,6 +105,7 @@ class TileModel:
         class_names: tuple[str, ...] = (),
         identity: str = "",
         training_tile_px: int | None = None,
+        lr_mpp: float | None = None,
         compile: bool = False,
         cuda_graphs: bool = False,
     ):
@@ -112,6 +113,7 @@ class TileModel:
         self.class_names = tuple(class_names)
         self.identity = identity or type(model).__name__  # what a result signature records
         self.training_tile_px = training_tile_px  # LR field of view the classifier learnt on
+        self.lr_mpp = lr_mpp  # µm/px of the LR images it learnt on (None: not recorded)
         self.model = model.eval().to(self.device)
         if self.device.type != "cpu":
             # Documented in Module.to, but missing from its typed overloads.

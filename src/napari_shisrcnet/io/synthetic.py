@@ -63,8 +63,12 @@ def write_synthetic_slide(
     n_levels: int | None = None,
     seed: int = 0,
     compression: str | None = "jpeg",
+    tissue_step: float = 1.0,
 ) -> Path:
-    """Write a tiled pyramidal TIFF (levels /2 as SubIFDs) with resolution tags for ``mpp``."""
+    """Write a tiled pyramidal TIFF (levels /2 as SubIFDs) with resolution tags for ``mpp``.
+
+    ``tissue_step``: tissue units per level-0 pixel; the same tissue at twice the
+    resolution is ``tissue_step=0.5`` at half the ``mpp`` and twice the ``size_px``."""
     height, width = size_px
     if n_levels is None:
         n_levels = 1
@@ -79,7 +83,8 @@ def write_synthetic_slide(
         for ty in range(0, h, tile_px):
             for tx in range(0, w, tile_px):
                 th, tw = min(tile_px, h - ty), min(tile_px, w - tx)
-                yield synthetic_he_tile(ty * step, tx * step, th, tw, step, seed)
+                unit = step * tissue_step
+                yield synthetic_he_tile(ty * unit, tx * unit, th, tw, unit, seed)
 
     options: dict[str, Any] = dict(
         tile=(tile_px, tile_px),

@@ -33,6 +33,12 @@ _TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
     "--sr-blocks": ("sr_blocks", int, "number of MFE blocks"),
     "--classifier-width": ("classifier_width", float, "SKNet-26 width multiplier"),
     "--magnification": ("magnification", int, "use only images at this magnification (e.g. 100)"),
+    "--train-mpp": (
+        "train_mpp",
+        float,
+        "µm/px of the training images, recorded in the checkpoint: slides are then read at "
+        "this pixel size times the scale (see docs/training.md for BreaKHis)",
+    ),
     "--split": ("split", str, "patient (default) or leaky (the paper's image-level 7:3)"),
     "--folds": ("folds", int, "k-fold cross-validation by patient (reports mean +- std)"),
     "--fold": ("fold", int, "train only this fold (with --folds)"),

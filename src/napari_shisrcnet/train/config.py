@@ -35,6 +35,9 @@ class TrainConfig:
     classifier_width: float = 1.0
     projection_dim: int | None = None
     magnification: int | None = None
+    # µm/px of the training HR images, recorded in checkpoints so that slides are read at the
+    # model's pixel size (None: unknown; see docs/training.md for BreaKHis).
+    train_mpp: float | None = None
     split: str = "patient"  # or "leaky" (the paper's image-level 7:3, for comparison only)
     val_fraction: float = 0.2
     test_fraction: float = 0.2

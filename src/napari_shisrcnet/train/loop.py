@@ -134,6 +134,7 @@ class Trainer:
             "data_root": str(self.data_root),
             "train_config": self.config.to_dict(),
             "hr_crop_px": self.config.hr_crop_px,
+            "hr_mpp": self.config.train_mpp,  # slides are read at hr_mpp * scale (LR)
             "epoch": self.counters["epoch"],
             "step": self.counters["step"],
             "device": str(self.device),

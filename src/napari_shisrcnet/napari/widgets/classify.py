@@ -53,15 +53,15 @@ class ClassifyTilesWidget(JobWidget):
     def prepare(self):
         from ...api import classify_tiles
 
-        source = self.source()
+        model = self.tile_model()
+        if not model.can_classify:
+            raise ValueError("this model has no classifier; choose a SHISRCNet checkpoint")
+        source = self.source(model)
         settings = self.settings(source).replace(
             super_resolution=False,
             classification_tile_px=int(self.tile_px.value) or None,
             min_tissue_fraction=float(self.min_tissue.value),
         )
-        model = self.tile_model()
-        if not model.can_classify:
-            raise ValueError("this model has no classifier; choose a SHISRCNet checkpoint")
         heatmap, opacity = self.heatmap.value, self.opacity.value
 
         def job(progress, cancel):

@@ -13,13 +13,22 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+)
 from napari.utils.notifications import show_error, show_info
 
 from ...engine.runner import ProgressEvent
 from ...geometry import PixelGrid, Region
 from ...io.slides import Slide, slide_from_arrays
-from ...settings import SlideJobSettings
+from ...settings import SlideJobSettings, read_plan, read_shape, with_slide_mpp
 from ..job_state import JobRunner, JobStatus
 from ..model_handover import MODEL_HANDOVER
 from .choices import (
@@ -31,6 +40,8 @@ from .choices import (
     model_choices,
 )
 
+READ_AT_MODEL_MPP = "model's µm/px"
+READ_AT_LEVEL = "level as stored"
 #: In-memory outputs above this many megapixels are refused (use `shisrcnet predict`).
 MAX_OUTPUT_MEGAPIXELS = 256
 
@@ -44,6 +55,7 @@ class JobSource:
     slide: Slide
     level: int
     grid: PixelGrid
+    factor: float = 1.0  # the level's pixels per pixel read (1: read as stored)
 
 
 def layer_grid(layer: napari.layers.Layer) -> PixelGrid:
@@ -86,6 +98,16 @@ class JobWidget(Container):
         self.device = ComboBox(label="device", choices=device_choices())
         self.extent = ComboBox(label="extent", choices=EXTENTS)
         self.level = SpinBox(label="level", min=0, max=20, value=defaults.level)
+        self.read_at = ComboBox(
+            label="read at",
+            choices=[READ_AT_MODEL_MPP, READ_AT_LEVEL],
+            value=READ_AT_MODEL_MPP if defaults.match_model_mpp else READ_AT_LEVEL,
+            tooltip="the µm/px the model was trained at (when it records it and the slide's "
+            "pixel size is known), or the level as stored",
+        )
+        self.slide_mpp = FloatSpinBox(
+            label="slide µm/px (0 = file's)", min=0.0, max=100.0, step=0.01, value=0.0
+        )
         self.run_button = PushButton(text=f"Run {title}")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress_bar = ProgressBar(label="progress", min=0, max=100, value=0)
@@ -115,7 +137,16 @@ class JobWidget(Container):
         self.runner.synchronous = value
 
     def _common_widgets(self) -> list:
-        return [self.image, self.model, self.checkpoint, self.device, self.extent, self.level]
+        return [
+            self.image,
+            self.model,
+            self.checkpoint,
+            self.device,
+            self.extent,
+            self.read_at,
+            self.level,
+            self.slide_mpp,
+        ]
 
     def _control_widgets(self) -> list:
         return [self.run_button, self.cancel_button, self.progress_bar, self.status]
@@ -161,8 +192,17 @@ class JobWidget(Container):
             self._models[key] = load_model(key[0], key[1], scale)
         return self._models[key]
 
-    def source(self) -> JobSource:
-        """The chosen layer as a slide, the level to read, and that level's pixel grid."""
+    def _read_settings(self) -> SlideJobSettings:
+        """How to read the slide: at the model's µm/px or a level as stored."""
+        return SlideJobSettings(
+            level=int(self.level.value),
+            match_model_mpp=self.read_at.value == READ_AT_MODEL_MPP,
+            slide_mpp=float(self.slide_mpp.value) or None,
+        )
+
+    def source(self, model=None) -> JobSource:
+        """The chosen layer as a slide, the level read (at the ``model``'s µm/px where it
+        records one and that is chosen), and where the pixels read lie in the viewer."""
         layer = self.image.value
         if layer is None:
             raise ValueError("open an RGB image or slide first")
@@ -170,16 +210,20 @@ class JobWidget(Container):
         # them as they are, rather than opening and parsing the file again on every Run.
         levels = list(layer.data) if layer.multiscale else [layer.data]
         mpp = layer.metadata.get("napari_shisrcnet", {}).get("mpp")
-        slide = slide_from_arrays(levels, mpp=mpp, name=layer.name)
-        level = int(self.level.value)
+        read = self._read_settings()
+        slide = with_slide_mpp(slide_from_arrays(levels, mpp=mpp, name=layer.name), read.slide_mpp)
+        if model is None:
+            level, factor = read.level, 1.0
+        else:
+            level, factor, _ = read_plan(read, slide.metadata, model)
         if level >= len(slide.levels):
             raise ValueError(f"level {level} requested; '{layer.name}' has {len(slide.levels)}")
-        downsample = slide.metadata.level_downsamples[level]
-        return JobSource(layer, slide, level, layer_grid(layer).coarser(downsample))
+        downsample = slide.metadata.level_downsamples[level] * factor
+        return JobSource(layer, slide, level, layer_grid(layer).coarser(downsample), factor)
 
     def region(self, source: JobSource) -> Region:
-        """The chosen extent in level pixels, clipped to the level."""
-        shape = source.slide.levels[source.level].shape[:2]
+        """The chosen extent in the pixels read, clipped to them."""
+        shape = read_shape(source.slide.metadata, source.level, source.factor)
         if self.extent.value == "whole level":
             return Region.whole(shape)
         if self.extent.value == "field of view":
@@ -189,8 +233,8 @@ class JobWidget(Container):
         return world_to_region(world, source.grid).clipped_to(shape)
 
     def settings(self, source: JobSource) -> SlideJobSettings:
-        """Subclasses add their own fields to these (level and region)."""
-        return SlideJobSettings(level=source.level, region=self.region(source))
+        """Subclasses add their own fields to these (how to read, and the region)."""
+        return self._read_settings().replace(level=source.level, region=self.region(source))
 
     # -- running -----------------------------------------------------------------------
     def prepare(self):

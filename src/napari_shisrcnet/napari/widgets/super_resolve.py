@@ -62,15 +62,15 @@ class SuperResolveWidget(JobWidget):
     def prepare(self):
         from ...api import load_model, super_resolve
 
-        source = self.source()
         # Read every widget here, never in the worker thread.
-        settings = self.settings(source).replace(
-            classification=False, sr_tile_px=int(self.tile_px.value) or None
-        )
         bicubic_only = self.model_spec() == "bicubic"
         model = self.tile_model(int(self.scale.value) if bicubic_only else None)
         if not model.can_super_resolve:
             raise ValueError("this checkpoint has no SR module")
+        source = self.source(model)
+        settings = self.settings(source).replace(
+            classification=False, sr_tile_px=int(self.tile_px.value) or None
+        )
         scale, region, name = model.scale, settings.region, source.layer.name
         self.check_output_size(region, scale)
         comparison = (
