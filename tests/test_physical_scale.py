@@ -94,3 +94,15 @@ def test_the_same_tissue_at_two_pixel_sizes_gives_the_same_class_map(tmp_path, t
     assert agree >= 0.9, agree
     difference = np.abs(maps[0].probabilities - maps[1].probabilities).mean()
     assert difference < 0.05, difference
+
+
+def test_a_slide_without_a_pixel_size_is_read_as_stored_with_a_warning(model_with_mpp):
+    from napari_shisrcnet.settings import PixelSizeWarning
+
+    image = np.full((96, 128, 3), 200, np.uint8)
+    model = api.load_model(model_with_mpp, "cpu")
+    with pytest.warns(PixelSizeWarning, match="pixel size is unknown.*1 µm/px the model"):
+        sr = api.super_resolve(image, model)
+    assert sr.shape == (192, 256, 3)  # as stored: nothing invented
+    resampled = api.super_resolve(image, model, slide_mpp=0.5)  # supplied: read at 1 µm/px
+    assert resampled.shape == (96, 128, 3)

@@ -10,6 +10,7 @@ sizes); :func:`check_model` refuses a model that cannot give the outputs asked f
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import asdict, dataclass, fields, replace
 
 from .engine.inference import TileModel
@@ -21,6 +22,11 @@ from .geometry import Region, physical_grid
 from .io.resampled import NATIVE_TOLERANCE, LevelView, level_view
 from .io.slides import Slide, SlideMetadata
 from .model.classifier import MIN_INPUT_SIDE_PX
+
+
+class PixelSizeWarning(UserWarning):
+    """A slide read at a pixel size other than the model's (the user can supply it)."""
+
 
 #: Longest tile side accepted (a 8192 px x8 tile is already 4 GB of float activations).
 MAX_TILE_PX = 8192
@@ -200,6 +206,14 @@ def read_mpp(settings: SlideJobSettings, meta: SlideMetadata, model: TileModel) 
     elif settings.match_model_mpp and model.lr_mpp is not None and meta.mpp is not None:
         target = model.lr_mpp
     else:
+        if settings.match_model_mpp and model.lr_mpp is not None:
+            warnings.warn(
+                f"{meta.path}: the pixel size is unknown, so it is read as stored, not at the "
+                f"{model.lr_mpp:g} µm/px the model learnt at; give the slide's µm/px to read "
+                "it at that scale",
+                PixelSizeWarning,
+                stacklevel=3,
+            )
         return None
     if meta.mpp is None:
         raise OptionError(
