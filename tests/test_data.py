@@ -120,8 +120,11 @@ def test_splits_are_seeded(breakhis_tree):
 def test_leaky_split_is_labelled_and_mixes_patients(breakhis_tree):
     records = index_dataset(breakhis_tree)
     patients = [r.patient for r in records]
-    split = leaky_image_split(len(records), 0.7, seed=0)
-    assert split.leaky and len(split.train) == 42
+    split = leaky_image_split(len(records), seed=0)  # the paper's 7:3, validation from the 7
+    assert split.leaky and len(records) == 60 and len(split.test) == 18
+    assert len(split.train) + len(split.val) == 42 and len(split.val) == 8
+    everything = np.concatenate([split.train, split.val, split.test])
+    assert sorted(everything) == list(range(60))  # disjoint and complete
     assert _patients_of(split, patients, "train") & _patients_of(split, patients, "test")
 
 

@@ -71,8 +71,12 @@ def patient_folds(
     return splits
 
 
-def leaky_image_split(n_images: int, train_fraction=0.7, seed=0) -> Split:
-    """The paper's image-level random 7:3 split (patients on both sides; for comparison only)."""
+def leaky_image_split(n_images: int, test_fraction=0.3, val_fraction=0.2, seed=0) -> Split:
+    """The paper's image-level random split, 7:3 by default (patients on both sides; for
+    comparison only). Validation images (for checkpoint selection, which the paper does on
+    its test images) are ``val_fraction`` of the training side, so train:test stays 7:3."""
     order = np.random.default_rng(seed).permutation(n_images)
-    cut = round(train_fraction * n_images)
-    return Split(np.sort(order[:cut]), np.array([], int), np.sort(order[cut:]), leaky=True)
+    n_test = round(test_fraction * n_images)
+    test, rest = order[:n_test], order[n_test:]
+    n_val = max(1, round(val_fraction * len(rest))) if len(rest) > 1 else 0
+    return Split(np.sort(rest[n_val:]), np.sort(rest[:n_val]), np.sort(test), leaky=True)

@@ -40,6 +40,11 @@ _TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
         "this pixel size times the scale (see docs/training.md for BreaKHis)",
     ),
     "--split": ("split", str, "patient (default) or leaky (the paper's image-level 7:3)"),
+    "--test-fraction": (
+        "test_fraction",
+        float,
+        "held-out test share (default: 0.2 of the patients; 0.3 of the images with --split leaky)",
+    ),
     "--folds": ("folds", int, "k-fold cross-validation by patient (reports mean +- std)"),
     "--fold": ("fold", int, "train only this fold (with --folds)"),
     "--init": (

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from ..model import LossConfig, SHISRCNetConfig
 
 STAGES = ("joint", "sr", "classifier")
+PATIENT_TEST_FRACTION = 0.2
+LEAKY_TEST_FRACTION = 0.3  # the paper's image-level 7:3
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,9 @@ class TrainConfig:
     train_mpp: float | None = None
     split: str = "patient"  # or "leaky" (the paper's image-level 7:3, for comparison only)
     val_fraction: float = 0.2
-    test_fraction: float = 0.2
+    # Held-out test share: None = 0.2 of the patients (patient split), 0.3 of the images
+    # (leaky split: the paper's 7:3).
+    test_fraction: float | None = None
     folds: int = 1
     fold: int = 0
     # Fine-tune from these weights: one checkpoint of the trained architecture, or an SR-only
@@ -61,6 +65,8 @@ class TrainConfig:
             raise ValueError(f"stage must be one of {STAGES}, got '{self.stage}'")
         if self.split not in ("patient", "leaky"):
             raise ValueError(f"split must be 'patient' or 'leaky', got '{self.split}'")
+        if self.test_fraction is not None and not 0 <= self.test_fraction < 1:
+            raise ValueError(f"test fraction must be in [0, 1), got {self.test_fraction}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay must be between 0 and 1, got {self.ema_decay}")
         if self.repeats < 1:

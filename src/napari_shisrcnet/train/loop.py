@@ -25,6 +25,7 @@ from .._version import __version__
 from ..data.breakhis import class_names_for, index_dataset, labels_for
 from ..data.pairs import PairDataset
 from ..data.splits import Split, leaky_image_split, patient_folds, patient_split
+from .config import LEAKY_TEST_FRACTION, PATIENT_TEST_FRACTION
 from ..engine.inference import resolve_device
 from ..engine.runner import CancelToken, RunCancelled
 from ..errors import OptionError
@@ -60,12 +61,14 @@ class TrainingStopped(RunCancelled):
 
 def make_split(config: TrainConfig, labels, patients) -> Split:
     if config.split == "leaky":
-        return leaky_image_split(len(labels), 1 - config.test_fraction, config.seed)
+        test_fraction = LEAKY_TEST_FRACTION if config.test_fraction is None else config.test_fraction
+        return leaky_image_split(len(labels), test_fraction, config.val_fraction, config.seed)
     if config.folds > 1:
         return patient_folds(labels, patients, config.folds, config.val_fraction, config.seed)[
             config.fold
         ]
-    return patient_split(labels, patients, config.val_fraction, config.test_fraction, config.seed)
+    test_fraction = PATIENT_TEST_FRACTION if config.test_fraction is None else config.test_fraction
+    return patient_split(labels, patients, config.val_fraction, test_fraction, config.seed)
 
 
 class Trainer:
