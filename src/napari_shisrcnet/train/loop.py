@@ -25,14 +25,13 @@ from .._version import __version__
 from ..data.breakhis import class_names_for, index_dataset, labels_for
 from ..data.pairs import PairDataset
 from ..data.splits import Split, leaky_image_split, patient_folds, patient_split
-from .config import LEAKY_TEST_FRACTION, PATIENT_TEST_FRACTION
 from ..engine.inference import resolve_device
 from ..engine.runner import CancelToken, RunCancelled
 from ..errors import OptionError
 from ..model import SHISRCNetLoss, focal_loss, load_checkpoint, save_checkpoint
 from . import ddp
 from .build import build_model, ema_with_warmup, initialise_from
-from .config import TrainConfig
+from .config import LEAKY_TEST_FRACTION, PATIENT_TEST_FRACTION, TrainConfig
 from .evaluate import evaluate_records, selection_score
 from .state import load_training_state, save_training_state
 
@@ -61,7 +60,9 @@ class TrainingStopped(RunCancelled):
 
 def make_split(config: TrainConfig, labels, patients) -> Split:
     if config.split == "leaky":
-        test_fraction = LEAKY_TEST_FRACTION if config.test_fraction is None else config.test_fraction
+        test_fraction = config.test_fraction
+        if test_fraction is None:
+            test_fraction = LEAKY_TEST_FRACTION
         return leaky_image_split(len(labels), test_fraction, config.val_fraction, config.seed)
     if config.folds > 1:
         return patient_folds(labels, patients, config.folds, config.val_fraction, config.seed)[
