@@ -131,6 +131,14 @@ def _settings(settings: SlideJobSettings | None, **changes) -> SlideJobSettings:
     return (settings or SlideJobSettings()).replace(**changes)
 
 
+def _prepared(image_or_path: ImageInput, model: ModelInput, device: str, settings):
+    """The model, the settings resolved for this slide, and the pixels they read."""
+    slide, tile_model = as_slide(image_or_path), load_model(model, device)
+    check_model(settings, tile_model)
+    resolved = resolve(settings, slide, tile_model, {})
+    return tile_model, resolved, view_of(slide, resolved)
+
+
 def super_resolve(
     image_or_path: ImageInput,
     model: ModelInput = "default",
@@ -164,10 +172,7 @@ def super_resolve(
         :func:`process_slide`, which streams to disk.
     """
     settings = _settings(settings, classification=False, **changes)
-    slide, tile_model = as_slide(image_or_path), load_model(model, device)
-    check_model(settings, tile_model)
-    resolved = resolve(settings, slide, tile_model, {})
-    view = view_of(slide, resolved)
+    tile_model, resolved, view = _prepared(image_or_path, model, device, settings)
     region, scale = resolved.region, tile_model.scale
     assert region is not None  # resolve() fills it in
     output = np.zeros((region.height * scale, region.width * scale, 3), np.uint8)
@@ -219,13 +224,11 @@ def classify_tiles(
         (0 = background, class i -> i + 1) and the class names, over the tile grid.
     """
     settings = _settings(settings, super_resolution=False, **changes)
-    slide, tile_model = as_slide(image_or_path), load_model(model, device)
-    check_model(settings, tile_model)
-    resolved = resolve(settings, slide, tile_model, {})
+    tile_model, resolved, view = _prepared(image_or_path, model, device, settings)
     region, tile_px = resolved.region, resolved.classification_tile_px
     assert region is not None and tile_px is not None  # resolve() fills them in
     return classify_region(
-        view_of(slide, resolved).tissue_levels,
+        view.tissue_levels,
         0,
         region,
         tile_model,

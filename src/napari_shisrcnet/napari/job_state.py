@@ -139,3 +139,37 @@ class JobRunner:
             self._set(JobStatus.CANCELLED, self.cancelled_message)
         else:
             self.fail(error)
+
+
+class RunsJobs:
+    """What a widget that runs jobs shares (a mixin for magicgui containers): its runner's
+    state drives ``_on_status`` and the ``status`` label, closing the widget shuts the runner
+    down, and ``synchronous`` runs jobs in the calling thread (tests, scripts)."""
+
+    runner: JobRunner
+    native: Any
+    status: Any
+
+    def _attach_runner(self, runner: JobRunner) -> None:
+        self.runner = runner
+        runner.state.events.status.connect(self._on_status)
+        runner.state.events.message.connect(self._on_message)
+        # Closing the dock or the viewer cancels the job and waits for its current batch:
+        # its callbacks never reach deleted Qt widgets, and no thread outlives the window.
+        # (The runner, not self: Python may have torn this object down by then.)
+        self.native.destroyed.connect(lambda *_: runner.shutdown())
+
+    @property
+    def synchronous(self) -> bool:
+        """Run jobs in the calling thread (tests, scripts) instead of a napari worker."""
+        return self.runner.synchronous
+
+    @synchronous.setter
+    def synchronous(self, value: bool) -> None:
+        self.runner.synchronous = value
+
+    def _on_message(self, message: str) -> None:
+        self.status.value = message
+
+    def _on_status(self, status: JobStatus) -> None:
+        raise NotImplementedError

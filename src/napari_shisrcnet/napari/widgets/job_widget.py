@@ -29,7 +29,7 @@ from ...engine.runner import ProgressEvent
 from ...geometry import PixelGrid, Region
 from ...io.slides import Slide, slide_from_arrays
 from ...settings import SlideJobSettings, read_plan, read_shape, with_slide_mpp
-from ..job_state import JobRunner, JobStatus
+from ..job_state import JobRunner, JobStatus, RunsJobs
 from ..model_handover import MODEL_HANDOVER
 from .choices import (
     CHECKPOINT_CHOICE,
@@ -82,7 +82,7 @@ def world_to_region(world: tuple[float, float, float, float], grid: PixelGrid) -
     )
 
 
-class JobWidget(Container):
+class JobWidget(RunsJobs, Container):
     """Base widget: choose an image, model, device, extent; run with progress; cancel."""
 
     def __init__(self, viewer: napari.viewer.Viewer, title: str) -> None:
@@ -115,26 +115,11 @@ class JobWidget(Container):
         self.model.changed.connect(self._on_model_changed)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
-        self.runner.state.events.status.connect(self._on_status)
-        # Closing the dock or the viewer cancels the job and waits for its current batch:
-        # its callbacks never reach deleted Qt widgets, and no thread outlives the window.
-        # (The runner, not self: Python may have torn this object down by then.)
-        runner = self.runner
-        self.native.destroyed.connect(lambda *_: runner.shutdown())
-        self.runner.state.events.message.connect(self._on_message)
+        self._attach_runner(self.runner)
         MODEL_HANDOVER.chosen.connect(self.use_checkpoint)
         viewer.layers.events.inserted.connect(self._refresh_images)
         viewer.layers.events.removed.connect(self._refresh_images)
         self._refresh_images()
-
-    @property
-    def synchronous(self) -> bool:
-        """Run jobs in the calling thread (tests, scripts) instead of a napari worker."""
-        return self.runner.synchronous
-
-    @synchronous.setter
-    def synchronous(self, value: bool) -> None:
-        self.runner.synchronous = value
 
     def _common_widgets(self) -> list:
         return [
@@ -269,9 +254,6 @@ class JobWidget(Container):
         self.runner.state.message = (
             f"{event.stage}: {event.done}/{event.total}, {event.megapixels_per_s:.2f} MP/s{eta}"
         )
-
-    def _on_message(self, message: str) -> None:
-        self.status.value = message
 
     def _on_status(self, status: JobStatus) -> None:
         self.run_button.enabled = not status.busy

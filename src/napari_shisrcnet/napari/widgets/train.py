@@ -28,7 +28,7 @@ from qtpy.QtWidgets import QScrollArea
 
 from ...geometry import SUPPORTED_SCALES
 from ...train.config import STAGES, TrainConfig
-from ..job_state import JobRunner, JobStatus
+from ..job_state import JobRunner, JobStatus, RunsJobs
 from ..model_handover import MODEL_HANDOVER
 from .choices import device_choices
 
@@ -78,7 +78,7 @@ class LossPlot:
         self.canvas.draw_idle()
 
 
-class TrainWidget(Container):
+class TrainWidget(RunsJobs, Container):
     """Train SHISRCNet on a BreaKHis-layout folder (or class sub-folders)."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -91,13 +91,7 @@ class TrainWidget(Container):
         self.extend([*self._form(TrainConfig()), *self._controls(TrainConfig())])
         self.plot = LossPlot()
         self.native.layout().addWidget(self.plot.canvas)
-        self.runner.state.events.status.connect(self._on_status)
-        # Closing the dock or the viewer cancels the job and waits for its current batch:
-        # its callbacks never reach deleted Qt widgets, and no thread outlives the window.
-        # (The runner, not self: Python may have torn this object down by then.)
-        runner = self.runner
-        self.native.destroyed.connect(lambda *_: runner.shutdown())
-        self.runner.state.events.message.connect(self._on_message)
+        self._attach_runner(self.runner)
 
     def _form(self, defaults: TrainConfig) -> list:
         """One field per TrainConfig setting the widget offers, with its defaults."""
@@ -161,15 +155,6 @@ class TrainWidget(Container):
             self.checkpoint,
             self.use_button,
         ]
-
-    @property
-    def synchronous(self) -> bool:
-        """Train in the calling thread (tests, scripts) instead of a napari worker."""
-        return self.runner.synchronous
-
-    @synchronous.setter
-    def synchronous(self, value: bool) -> None:
-        self.runner.synchronous = value
 
     def config(self) -> TrainConfig:
         return replace(
@@ -241,9 +226,6 @@ class TrainWidget(Container):
         self.best = best
         self.checkpoint.value = str(best)
         self.use_button.enabled = best.exists()
-
-    def _on_message(self, message: str) -> None:
-        self.status.value = message
 
     def _on_status(self, status: JobStatus) -> None:
         self.start_button.enabled = self.resume_button.enabled = not status.busy
