@@ -38,18 +38,17 @@ def test_a_result_reopens_over_its_slide_with_labels_and_heatmap(result, pyramid
     sr_grid = grid.coarser(0.5, (REGION.y, REGION.x))  # x2: pixels of half a source pixel
     assert _placement(image) == (sr_grid.scale, sr_grid.translate, grid.units)
     assert _placement(slide_layer) == (grid.scale, grid.translate, grid.units)
-    tiles = grid.coarser(64, (REGION.y, REGION.x))
-    assert labels[2] == "labels" and _placement(labels) == (
-        tiles.scale,
-        tiles.translate,
-        grid.units,
-    )
-    assert labels[0].shape == (4, 5)
+    # Tile classes on the region's read pixels: a pyramid whose level 0 has the region's
+    # shape, so partial edge tiles end at the region's edge instead of overhanging it.
+    pixels = grid.coarser(1, (REGION.y, REGION.x))
+    assert labels[2] == "labels"
+    assert _placement(labels) == (pixels.scale, pixels.translate, grid.units)
+    assert labels[0][-1].shape == (4, 5) and labels[0][0].shape == (256, 320)
     assert labels[1]["features"]["class"] == ["background", "benign", "malignant"]
     colours = labels[1]["colormap"].color_dict
     assert tuple(np.round(np.asarray(colours[2]) * 255)) == (213, 94, 0, 255)  # malignant
     assert heatmap[2] == "image" and heatmap[1]["name"].endswith("p(malignant)")
-    assert _placement(heatmap) == _placement(labels) and heatmap[0].shape == (4, 5)
+    assert _placement(heatmap) == _placement(labels) and heatmap[0][-1].shape == (4, 5)
 
 
 def test_the_ome_tiff_copy_carries_its_position(result):

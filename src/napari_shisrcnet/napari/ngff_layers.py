@@ -15,7 +15,8 @@ import zarr
 
 from ..geometry import PixelGrid
 from ..io.physical import ngff_physical
-from ..io.zarr_nodes import array_at, attributes, group_at
+from ..io.zarr_nodes import RESULT_RECORD_KEY, array_at, attributes, group_at
+from .layers import clipped_tile_pyramid
 
 TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
 
@@ -104,8 +105,31 @@ def result_label_layers(group: zarr.Group, path: str | Path) -> list[tuple]:
     stem = Path(path).name.removesuffix(".zarr").removesuffix(".ome")
     for label in label_names(group):
         labels = label_layer(group_at(group, f"labels/{label}"), f"{stem} {label}")
-        layers.append(labels)
-        if label == "tile_classes":
-            heatmap = probability_layer(group, labels, stem)
-            layers += [heatmap] if heatmap is not None else []
+        if label != "tile_classes":
+            layers.append(labels)
+            continue
+        heatmap = probability_layer(group, labels, stem)
+        tiles = _result_tiles(group)
+        layers += [_clipped(t, *tiles) if tiles else t for t in (labels, heatmap) if t]
     return layers
+
+
+def _result_tiles(group: zarr.Group) -> tuple[int, tuple[int, int]] | None:
+    """A result's classification tile size and region shape (read pixels), if recorded."""
+    summary = (attributes(group).get(RESULT_RECORD_KEY) or {}).get("summary") or {}
+    if "classification_tile_px" not in summary or "region_xywh" not in summary:
+        return None
+    _, _, width, height = summary["region_xywh"]
+    return int(summary["classification_tile_px"]), (int(height), int(width))
+
+
+def _clipped(layer: tuple, tile_px: int, shape_px: tuple[int, int]) -> tuple:
+    """A tile-resolution layer as a pyramid ending at the region's edge (see
+    :func:`~napari_shisrcnet.napari.layers.clipped_tile_pyramid`), on the read-pixel grid."""
+    data, kwargs, kind = layer
+    tile_grid = PixelGrid(tuple(kwargs["scale"]), tuple(kwargs["translate"]))
+    pixel = (tile_grid.scale[0] / tile_px, tile_grid.scale[1] / tile_px)
+    offset = (tile_px - 1) / 2  # a tile's centre lies this many read pixels in
+    translate = tuple(t - offset * s for t, s in zip(tile_grid.translate, pixel, strict=True))
+    pyramid = clipped_tile_pyramid(np.ascontiguousarray(data), tile_px, shape_px)
+    return (pyramid, {**kwargs, "scale": pixel, "translate": translate, "multiscale": True}, kind)
