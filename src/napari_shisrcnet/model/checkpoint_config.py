@@ -15,7 +15,7 @@ from ..geometry import SUPPORTED_SCALES
 from .checkpoint_file import shown
 from .classifier import ClassifierConfig
 from .shisrcnet import SHISRCNetConfig
-from .srmfenet import SRMFENetConfig
+from .srmfenet import FUSIONS, SRMFENetConfig
 
 #: Whole-number settings -> (least, most).
 INT_BOUNDS: dict[str, tuple[int, int]] = {
@@ -40,6 +40,8 @@ INT_LIST_BOUNDS: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
 #: Real-valued settings -> (least, most).
 FLOAT_BOUNDS: dict[str, tuple[float, float]] = {"width": (1 / 64, 4.0), "dropout": (0.0, 0.99)}
 BOOL_SETTINGS = frozenset({"bicubic_residual"})
+#: Settings that name one of a few choices -> the choices.
+CHOICE_SETTINGS: dict[str, tuple[str, ...]] = {"fusion": FUSIONS}
 
 
 def _check_setting(label: str, key: str, value: object) -> None:
@@ -68,6 +70,9 @@ def _check_setting(label: str, key: str, value: object) -> None:
         number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
         if number is None or not math.isfinite(number) or not least_real <= number <= most_real:
             raise ValueError(f"{label} is {shown(value)}; expected {least_real:g}-{most_real:g}")
+    elif key in CHOICE_SETTINGS:
+        if value not in CHOICE_SETTINGS[key]:
+            raise ValueError(f"{label} is {shown(value)}; expected one of {CHOICE_SETTINGS[key]}")
     elif key in BOOL_SETTINGS:
         if not isinstance(value, bool):
             raise ValueError(f"{label} is {shown(value)}; expected true or false")

@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 from ..geometry import SUPPORTED_SCALES
 
+FUSIONS = ("paper", "selective", "mean")
 #: Initial scale of the last conv when predicting a residual over bicubic (see docs/model.md).
 RESIDUAL_INIT_SCALE = 0.1
 
@@ -29,10 +30,15 @@ class SRMFENetConfig:
     n_blocks: int = 3
     dilation_rates: tuple[int, ...] = (1, 2, 4, 8)
     bicubic_residual: bool = True
+    #: How an MFE block fuses its branches: "paper" (MSF as written, parameter-free),
+    #: "selective" (learned, SKNet-style) or "mean" (a plain average, the baseline).
+    fusion: str = "paper"
 
     def __post_init__(self) -> None:
         if self.scale not in SUPPORTED_SCALES:
             raise ValueError(f"scale must be one of {SUPPORTED_SCALES}, got {self.scale}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if self.channels < 1 or self.n_blocks < 1 or not self.dilation_rates:
             raise ValueError("channels, n_blocks and dilation_rates must be positive/non-empty")
         # JSON round-trips give lists; keep the frozen config hashable.
@@ -64,16 +70,64 @@ class MultiScaleSelectiveFusion(nn.Module):
         return (self.branch_weights(branches) * branches).sum(dim=1)
 
 
+class SelectiveFusion(nn.Module):
+    """Learned selective fusion, as SKNet selects kernels (Li et al., CVPR 2019): a pooled
+    descriptor of the branches' sum -> a reduced FC + ReLU -> one FC per branch -> softmax
+    across branches, per channel -> weighted sum.
+
+    The paper's MSF cannot select: its branches are ReLU outputs, so their pooled means
+    are >= 0, the sigmoid >= 0.5 and the softmax over four branches stays in [0.17, 0.36]
+    (docs/model.md). Here the scores are unbounded logits, so a branch can win or vanish.
+    """
+
+    def __init__(self, channels: int, n_branches: int, reduction: int = 4, min_dim: int = 16):
+        super().__init__()
+        hidden = max(channels // reduction, min_dim)
+        self.squeeze = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True))
+        self.select = nn.Linear(hidden, channels * n_branches)
+        self.n_branches = n_branches
+
+    def branch_weights(self, branches: Tensor) -> Tensor:
+        """Fusion weights (batch, n_branches, channels, 1, 1); they sum to 1 over branches."""
+        batch, n_branches, channels = branches.shape[:3]
+        descriptor = branches.sum(dim=1).mean(dim=(-2, -1))
+        logits = self.select(self.squeeze(descriptor)).view(batch, n_branches, channels, 1, 1)
+        return torch.softmax(logits, dim=1)
+
+    def forward(self, branches: Tensor) -> Tensor:
+        return (self.branch_weights(branches) * branches).sum(dim=1)
+
+
+class MeanFusion(nn.Module):
+    """The branches' plain average: the baseline a selective fusion must beat."""
+
+    def branch_weights(self, branches: Tensor) -> Tensor:
+        shape = (*branches.shape[:3], 1, 1)
+        return branches.new_full(shape, 1.0 / branches.shape[1])
+
+    def forward(self, branches: Tensor) -> Tensor:
+        return branches.mean(dim=1)
+
+
+def make_fusion(kind: str, channels: int, n_branches: int) -> nn.Module:
+    """The fusion module a config names (see :attr:`SRMFENetConfig.fusion`)."""
+    if kind == "selective":
+        return SelectiveFusion(channels, n_branches)
+    return MeanFusion() if kind == "mean" else MultiScaleSelectiveFusion()
+
+
 class MFEBlock(nn.Module):
     """Multi-features extraction block: Y1 = conv_r1(X), Yi = conv_ri(X + Y(i-1)); X + MSF(Y)."""
 
-    def __init__(self, channels: int, dilation_rates: tuple[int, ...] = (1, 2, 4, 8)) -> None:
+    def __init__(
+        self, channels: int, dilation_rates: tuple[int, ...] = (1, 2, 4, 8), fusion: str = "paper"
+    ) -> None:
         super().__init__()
         self.atrous_convs = nn.ModuleList(
             nn.Conv2d(channels, channels, 3, padding=rate, dilation=rate) for rate in dilation_rates
         )
         self.activation = nn.ReLU(inplace=True)
-        self.fusion = MultiScaleSelectiveFusion()
+        self.fusion = make_fusion(fusion, channels, len(dilation_rates))
 
     def branch_outputs(self, x: Tensor) -> Tensor:
         outputs = []
@@ -115,7 +169,10 @@ class SRMFENet(nn.Module):
         channels = self.config.channels
         self.head = nn.Conv2d(3, channels, 3, padding=1)
         self.blocks = nn.Sequential(
-            *(MFEBlock(channels, self.config.dilation_rates) for _ in range(self.config.n_blocks))
+            *(
+                MFEBlock(channels, self.config.dilation_rates, self.config.fusion)
+                for _ in range(self.config.n_blocks)
+            )
         )
         self.body_conv = nn.Conv2d(channels, channels, 3, padding=1)
         self.upsampler = PixelShuffleUpsampler(channels, self.config.scale)

@@ -31,6 +31,12 @@ _TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
     ),
     "--sr-channels": ("sr_channels", int, "SR module width"),
     "--sr-blocks": ("sr_blocks", int, "number of MFE blocks"),
+    "--sr-fusion": (
+        "sr_fusion",
+        str,
+        "how MFE blocks fuse their branches: paper (MSF as written), selective (learned, "
+        "SKNet-style) or mean",
+    ),
     "--classifier-width": ("classifier_width", float, "SKNet-26 width multiplier"),
     "--magnification": ("magnification", int, "use only images at this magnification (e.g. 100)"),
     "--train-mpp": (

@@ -34,6 +34,7 @@ class TrainConfig:
     sr_channels: int = 64
     sr_blocks: int = 3
     bicubic_residual: bool = True
+    sr_fusion: str = "paper"  # MFE branch fusion: paper, selective or mean (docs/model.md)
     classifier_width: float = 1.0
     projection_dim: int | None = None
     magnification: int | None = None
@@ -83,6 +84,7 @@ class TrainConfig:
             channels=self.sr_channels,
             n_blocks=self.sr_blocks,
             bicubic_residual=self.bicubic_residual,
+            fusion=self.sr_fusion,
             num_classes=num_classes,
             width=self.classifier_width,
             projection_dim=self.projection_dim,
