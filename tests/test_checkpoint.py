@@ -25,6 +25,7 @@ from napari_shisrcnet.model import (
 )
 from napari_shisrcnet.model.checkpoint_config import (
     BOOL_SETTINGS,
+    CHOICE_SETTINGS,
     FLOAT_BOUNDS,
     INT_BOUNDS,
     INT_LIST_BOUNDS,
@@ -363,7 +364,14 @@ def test_tensor_types_are_checked(good_checkpoint):
 
 
 def test_every_config_setting_has_a_bound():
-    bounded = {"scale", *INT_BOUNDS, *INT_LIST_BOUNDS, *FLOAT_BOUNDS, *BOOL_SETTINGS}
+    bounded = {
+        "scale",
+        *INT_BOUNDS,
+        *INT_LIST_BOUNDS,
+        *FLOAT_BOUNDS,
+        *BOOL_SETTINGS,
+        *CHOICE_SETTINGS,
+    }
     for config_class in (SRMFENetConfig, ClassifierConfig):
         assert {f.name for f in dataclasses.fields(config_class)} <= bounded
 
@@ -470,3 +478,20 @@ def test_lying_and_junk_files_cost_no_memory(tmp_path):
     probe = [sys.executable, "-c", _PEAK_MEMORY_PROBE, str(good), *map(str, bad)]
     growth_mb = int(subprocess.run(probe, capture_output=True, text=True, check=True).stdout)
     assert growth_mb < 100
+
+
+def test_a_header_whose_length_starts_with_the_pickle_byte_is_still_read(tmp_path):
+    # 0x80 is also a pickle's first byte; only the byte after the length tells them apart.
+    import struct
+
+    model = SRMFENet(**TINY_SR)
+    for padding in range(256):
+        path = save_checkpoint(
+            model, tmp_path / "m.safetensors", provenance={"note": "x" * padding}
+        )
+        (length,) = struct.unpack("<Q", path.read_bytes()[:8])
+        if length % 256 == 0x80:
+            break
+    assert path.read_bytes()[:1] == b"\x80"
+    loaded, _ = load_checkpoint(path)
+    assert loaded.config.channels == TINY_SR["channels"]

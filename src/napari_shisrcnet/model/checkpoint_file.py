@@ -74,14 +74,17 @@ def _identity(status: os.stat_result) -> tuple[int, int, int, int]:
 
 
 def _header_length(path: Path, prefix: bytes, file_size: int) -> int:
-    if prefix[:2] == b"PK" or prefix[:1] == b"\x80":
+    """The header length from the first 9 bytes (the length, then the JSON's ``{``)."""
+    # A safetensors length can begin with 0x80 too (a 640-byte header: 80 02 00 ...); only
+    # the byte after the length tells a header ("{") from a pickle's opcodes.
+    if (prefix[:2] == b"PK" or prefix[:1] == b"\x80") and prefix[8:9] != b"{":
         raise CheckpointError(
             f"{path} is a PyTorch pickle, which can run code when loaded; "
             "napari-shisrcnet reads only .safetensors checkpoints"
         )
     if len(prefix) < 8:
         raise CheckpointError(f"{path} is not a safetensors checkpoint (only {file_size} bytes)")
-    (header_len,) = struct.unpack("<Q", prefix)
+    (header_len,) = struct.unpack("<Q", prefix[:8])
     if header_len > MAX_HEADER_BYTES:
         raise CheckpointError(
             f"{path} is not a safetensors checkpoint (its first bytes announce a "
@@ -154,8 +157,10 @@ def read_header(path: Path) -> SafetensorsHeader:
     try:
         with open(path, "rb") as handle:
             status = os.fstat(handle.fileno())
-            header_len = _header_length(path, handle.read(8), status.st_size)
-            raw = handle.read(header_len)
+            prefix = handle.read(9)
+            header_len = _header_length(path, prefix, status.st_size)
+            first = prefix[8 : 8 + header_len]
+            raw = first + handle.read(header_len - len(first))
     except OSError as error:
         raise CheckpointError(f"cannot read {path}: {error.strerror or error}") from None
     header = _parse_json(path, raw)

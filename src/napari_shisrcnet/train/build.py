@@ -66,3 +66,22 @@ def ema_with_warmup(decay: float):
             torch._foreach_copy_(averaged, current)
 
     return average
+
+
+def with_init_fusion(config: TrainConfig) -> TrainConfig:
+    """``config`` with its SR fusion left unset taken from the checkpoint it fine-tunes
+    (so ``--init default`` fine-tunes the bundled model as it is built)."""
+    from dataclasses import replace
+
+    from ..model.bundled import bundled_weights_path
+    from ..model.checkpoint import read_checkpoint_info
+
+    if config.sr_fusion is not None:
+        return config
+    for checkpoint in config.init_checkpoints:
+        path = bundled_weights_path("default") if checkpoint == "default" else checkpoint
+        sr = read_checkpoint_info(path).config
+        sr = sr.get("sr", sr)  # a joint model's SR section, or an SR-only model's config
+        if "channels" in sr:
+            return replace(config, sr_fusion=sr.get("fusion", "paper"))
+    return config

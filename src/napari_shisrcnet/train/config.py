@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from ..model import LossConfig, SHISRCNetConfig
 
 STAGES = ("joint", "sr", "classifier")
+DEFAULT_SR_FUSION = "selective"
 PATIENT_TEST_FRACTION = 0.2
 LEAKY_TEST_FRACTION = 0.3  # the paper's image-level 7:3
 
@@ -34,7 +35,9 @@ class TrainConfig:
     sr_channels: int = 64
     sr_blocks: int = 3
     bicubic_residual: bool = True
-    sr_fusion: str = "paper"  # MFE branch fusion: paper, selective or mean (docs/model.md)
+    # MFE branch fusion: selective (learned; measured best, docs/model.md), paper or mean;
+    # None: selective, or the fusion of the checkpoint being fine-tuned (--init).
+    sr_fusion: str | None = None
     classifier_width: float = 1.0
     projection_dim: int | None = None
     magnification: int | None = None
@@ -84,7 +87,7 @@ class TrainConfig:
             channels=self.sr_channels,
             n_blocks=self.sr_blocks,
             bicubic_residual=self.bicubic_residual,
-            fusion=self.sr_fusion,
+            fusion=self.sr_fusion or DEFAULT_SR_FUSION,
             num_classes=num_classes,
             width=self.classifier_width,
             projection_dim=self.projection_dim,
@@ -97,6 +100,8 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         values = dict(values)
+        # Trained before fusion was a setting: with the paper's MSF.
+        values.setdefault("sr_fusion", "paper")
         if values.get("init_checkpoint"):  # checkpoints written before init_checkpoints
             values.setdefault("init_checkpoints", (values["init_checkpoint"],))
         return cls(**{k: v for k, v in values.items() if k in known})

@@ -30,7 +30,7 @@ from ..engine.runner import CancelToken, RunCancelled
 from ..errors import OptionError
 from ..model import SHISRCNetLoss, focal_loss, load_checkpoint, save_checkpoint
 from . import ddp
-from .build import build_model, ema_with_warmup, initialise_from
+from .build import build_model, ema_with_warmup, initialise_from, with_init_fusion
 from .config import LEAKY_TEST_FRACTION, PATIENT_TEST_FRACTION, TrainConfig
 from .evaluate import evaluate_records, selection_score
 from .state import load_training_state, save_training_state
@@ -83,7 +83,7 @@ class Trainer:
         events: TrainCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> None:
-        config = config or TrainConfig()
+        config = with_init_fusion(config or TrainConfig())
         self.config, self.events, self.cancel = config, events, cancel
         self.data_root, self.out_dir = Path(data_root), Path(out_dir)
         self.records = index_dataset(self.data_root, config.magnification)
