@@ -374,6 +374,8 @@ def test_closing_the_viewer_during_a_job_cancels_it_cleanly(pyramid_tiff, tiny_c
 
 
 def test_the_train_dock_scrolls_and_keeps_its_plot_legible(make_napari_viewer):
+    from qtpy.QtWidgets import QApplication
+
     from napari_shisrcnet.napari.widgets.train import MIN_PLOT_HEIGHT_PX, TrainWidget
 
     viewer = make_napari_viewer(show=True)
@@ -381,9 +383,11 @@ def test_the_train_dock_scrolls_and_keeps_its_plot_legible(make_napari_viewer):
     for name in ("Super-resolve", "Classify tiles"):
         viewer.window.add_plugin_dock_widget("napari-shisrcnet", name)
     _, scroll = viewer.window.add_plugin_dock_widget("napari-shisrcnet", "Train")
+    QApplication.processEvents()  # lay the docks out
     assert isinstance(scroll.train_widget, TrainWidget)
     assert scroll.train_widget.plot.canvas.height() >= MIN_PLOT_HEIGHT_PX
-    assert viewer.window._qt_window.height() <= 700 + 50  # the window did not grow
+    # Squeezed by the other docks, the Train dock scrolls its form instead of the plot.
+    assert scroll.verticalScrollBar().maximum() > 0
 
 
 def test_the_scale_choice_shows_what_the_model_can_do(make_napari_viewer, tiny_checkpoint):

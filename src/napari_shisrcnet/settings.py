@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 
 from .engine.inference import TileModel
 from .engine.super_resolution import default_sr_tile_px
@@ -19,7 +19,7 @@ from .engine.tiling import DEFAULT_HALO_PX
 from .engine.tissue import MIN_TISSUE_FRACTION
 from .errors import OptionError
 from .geometry import Region, physical_grid
-from .io.resampled import NATIVE_TOLERANCE, LevelView, level_view
+from .io.resampled import NATIVE_TOLERANCE, LevelView, level_view, resampled_shape
 from .io.slides import Slide, SlideMetadata
 from .model.classifier import MIN_INPUT_SIDE_PX
 
@@ -144,12 +144,6 @@ class SlideJobSettings:
             "min_tissue_fraction": self.min_tissue_fraction if self.classification else None,
         }
 
-    def to_dict(self) -> dict:
-        """JSON-ready settings (the region as y, x, height, width)."""
-        values = asdict(self)
-        values["region"] = self.region.yxhw if self.region is not None else None
-        return values
-
 
 def _check_region(region: Region) -> None:
     if region.height < 1 or region.width < 1:
@@ -247,11 +241,8 @@ def read_plan(
 
 
 def read_shape(meta: SlideMetadata, level: int, factor: float) -> tuple[int, int]:
-    """Pixels of ``level`` read at ``factor`` (as :class:`ResampledLevel` makes them)."""
-    if abs(factor - 1.0) <= NATIVE_TOLERANCE:
-        return meta.level_shapes[level]
-    height, width = meta.level_shapes[level]
-    return max(1, round(height / factor)), max(1, round(width / factor))
+    """Pixels of ``level`` read at ``factor`` (as :func:`level_view` reads them)."""
+    return resampled_shape(meta.level_shapes[level], factor)
 
 
 def _level_and_region(

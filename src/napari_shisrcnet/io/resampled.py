@@ -14,14 +14,25 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import dask.array as da
 import numpy as np
-from dask.base import tokenize
 
 from ..geometry import PixelGrid
 
 #: Within this relative distance of 1 a level is read as stored (no resampling).
 NATIVE_TOLERANCE = 0.02
+
+
+def snapped(factor: float) -> float:
+    """``factor``, or exactly 1 (read as stored) within :data:`NATIVE_TOLERANCE` of it."""
+    return 1.0 if abs(factor - 1.0) <= NATIVE_TOLERANCE else float(factor)
+
+
+def resampled_shape(shape: tuple[int, int], factor: float) -> tuple[int, int]:
+    """A (height, width) level's size read at ``factor`` stored pixels per pixel."""
+    factor = snapped(factor)
+    if factor == 1.0:
+        return (int(shape[0]), int(shape[1]))
+    return max(1, round(shape[0] / factor)), max(1, round(shape[1] / factor))
 
 
 def _source_span(start: int, stop: int, factor: float) -> tuple[int, int]:
@@ -66,7 +77,7 @@ class ResampledLevel:
     def __init__(self, source, factor: float) -> None:
         self.source, self.factor = source, float(factor)
         height, width = source.shape[:2]
-        self.shape = (max(1, round(height / factor)), max(1, round(width / factor)), 3)
+        self.shape = (*resampled_shape((height, width), factor), 3)
 
     def _read(self, rows: tuple[int, int], columns: tuple[int, int]) -> np.ndarray:
         """Source pixels [rows) x [columns), the edge repeated beyond the source."""
@@ -92,30 +103,18 @@ class ResampledLevel:
         pixels = self[:, :]
         return pixels if dtype is None else pixels.astype(dtype)
 
-    def as_dask(self, chunk_px: int = 512) -> da.Array:
-        chunks = (min(chunk_px, self.shape[0]), min(chunk_px, self.shape[1]), 3)
-        return da.from_array(
-            self,
-            chunks=chunks,
-            name=f"resampled-{tokenize(id(self.source), self.factor, chunks)}",
-            meta=np.empty((0, 0, 0), np.uint8),
-            asarray=True,
-            fancy=False,
-        )
-
 
 @dataclass(frozen=True)
 class LevelView:
     """The pixels a job reads: a pyramid level, as stored or resampled.
 
-    ``pixels`` is what tiles are read from, ``lazy`` the same as a dask array, ``grid``
+    ``pixels`` is what tiles are read from, ``grid``
     where its pixel centres lie, ``downsample`` level-0 pixels per pixel, ``mpp`` its µm/px
     (None if unknown), ``factor`` the resampling of the stored level (1: as stored), and
     ``coarser`` the slide's stored levels coarser than it (for tissue detection).
     """
 
     pixels: object
-    lazy: da.Array
     grid: PixelGrid
     downsample: float
     mpp: float | None
@@ -132,13 +131,8 @@ class LevelView:
 def level_view(slide, level: int, factor: float = 1.0) -> LevelView:
     """``slide``'s ``level`` read at ``factor`` stored pixels per pixel (1: as stored)."""
     meta, sources = slide.metadata, slide.tile_sources
-    if abs(factor - 1.0) <= NATIVE_TOLERANCE:
-        factor = 1.0
-    if factor == 1.0:
-        pixels, lazy = sources[level], slide.levels[level]
-    else:
-        pixels = ResampledLevel(sources[level], factor)
-        lazy = pixels.as_dask()
+    factor = snapped(factor)
+    pixels = sources[level] if factor == 1.0 else ResampledLevel(sources[level], factor)
     downsample = meta.level_downsamples[level] * factor
     coarser = tuple(
         sources[i]
@@ -147,4 +141,4 @@ def level_view(slide, level: int, factor: float = 1.0) -> LevelView:
     )
     mpp = None if meta.mpp is None else meta.mpp * downsample
     grid = meta.grid.coarser(downsample)
-    return LevelView(pixels, lazy, grid, downsample, mpp, level, factor, coarser)
+    return LevelView(pixels, grid, downsample, mpp, level, factor, coarser)

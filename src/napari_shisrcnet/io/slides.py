@@ -21,7 +21,7 @@ from ..geometry import PixelGrid
 from .physical import Physical, level0_grid, ngff_physical, tiff_physical
 from .rgb_level import RGBLevel, SlideError
 from .tile_cache import with_decoded_tile_cache
-from .zarr_nodes import RESULT_RECORD_KEY, attributes
+from .zarr_nodes import RESULT_RECORD_KEY, attributes, ngff_attributes
 
 SUPPORTED = ("svs", "ndpi", "tif/tiff", "ome.tif", "ome.zarr", "png", "jpg")
 PLAIN_IMAGE_CHUNK_PX = 512
@@ -110,11 +110,6 @@ def _open_tiff(path: Path) -> Slide:
     return Slide(levels, _pyramid_metadata(path, physical, levels), tif, pixels, tile_cache)
 
 
-def _ome_zarr_attributes(group: zarr.Group) -> dict:
-    attrs = attributes(group)
-    return attrs.get("ome", attrs)  # NGFF 0.5 nests everything under "ome"
-
-
 def _open_ome_zarr(path: Path) -> Slide:
     try:
         group = zarr.open_group(path, mode="r")
@@ -127,7 +122,7 @@ def _open_ome_zarr(path: Path) -> Slide:
             "to resume it"
         )
     try:
-        multiscale = _ome_zarr_attributes(group)["multiscales"][0]
+        multiscale = ngff_attributes(group)["multiscales"][0]
     except Exception as error:
         raise SlideError(f"{path}: not an OME-Zarr image ({error})") from None
     axes = "".join(a["name"] if isinstance(a, dict) else a for a in multiscale["axes"]).upper()

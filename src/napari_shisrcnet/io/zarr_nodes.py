@@ -31,3 +31,9 @@ def group_at(group: zarr.Group, path: str) -> zarr.Group:
 def attributes(node: zarr.Group | zarr.Array) -> dict[str, Any]:
     """A copy of the node's attributes: JSON, read by the layout it follows."""
     return dict(node.attrs)
+
+
+def ngff_attributes(node: zarr.Group | zarr.Array) -> dict[str, Any]:
+    """The node's NGFF metadata (NGFF 0.5 nests it under ``ome``; 0.4 does not)."""
+    attrs = attributes(node)
+    return attrs.get("ome", attrs)

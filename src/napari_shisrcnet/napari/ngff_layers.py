@@ -15,18 +15,14 @@ import zarr
 
 from ..geometry import PixelGrid
 from ..io.physical import ngff_physical
-from ..io.zarr_nodes import RESULT_RECORD_KEY, array_at, attributes, group_at
+from ..io.zarr_nodes import RESULT_RECORD_KEY, array_at, attributes, group_at, ngff_attributes
 from .layers import clipped_tile_pyramid
 
 TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
 
 
-def _ngff(attrs: dict) -> dict:
-    return attrs.get("ome", attrs)  # NGFF 0.5 nests everything under "ome"
-
-
 def is_label_image(group: zarr.Group) -> bool:
-    attrs = _ngff(attributes(group))
+    attrs = ngff_attributes(group)
     return "image-label" in attrs and "multiscales" in attrs
 
 
@@ -35,7 +31,7 @@ def label_names(group: zarr.Group) -> list[str]:
     if "labels" not in group:
         return []
     labels = group_at(group, "labels")
-    return [str(n) for n in _ngff(attributes(labels)).get("labels", []) if n in labels]
+    return [str(n) for n in ngff_attributes(labels).get("labels", []) if n in labels]
 
 
 def _label_levels(group: zarr.Group, multiscale: dict, axes: str) -> list[np.ndarray]:
@@ -60,7 +56,7 @@ def label_layer(group: zarr.Group, name: str) -> tuple:
     """A Labels layer tuple from the NGFF label image ``group``."""
     from napari.utils.colormaps import DirectLabelColormap
 
-    attrs = _ngff(attributes(group))
+    attrs = ngff_attributes(group)
     multiscale = attrs["multiscales"][0]
     axes = "".join(a["name"] if isinstance(a, dict) else a for a in multiscale["axes"]).upper()
     levels = _label_levels(group, multiscale, axes)
