@@ -347,6 +347,7 @@ report = widget._on_progress
 
 def close_on_first(event):
     report(event)
+    close_on_first.last = event
     if not getattr(close_on_first, "done", False):
         close_on_first.done = True
         QTimer.singleShot(0, viewer.close)
@@ -355,7 +356,9 @@ def close_on_first(event):
 widget._on_progress = close_on_first
 widget.run()
 napari.run()
+last = close_on_first.last
 print("stopped:", widget.runner._job_ended.is_set(), flush=True)
+print("cancelled early:", widget.runner._token.cancelled and last.done < last.total, flush=True)
 """
 
 
@@ -369,7 +372,7 @@ def test_closing_the_viewer_during_a_job_cancels_it_cleanly(pyramid_tiff, tiny_c
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=240, check=False
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "stopped: True" in run.stdout
+    assert "stopped: True" in run.stdout and "cancelled early: True" in run.stdout
     assert "has been deleted" not in run.stderr and "Traceback" not in run.stderr
 
 
@@ -448,3 +451,29 @@ def test_the_widgets_read_at_the_models_pixel_size(classify_widget, tmp_path):
     labels = viewer.layers["synthetic.tif classes"]
     assert labels.data[0].shape == (1200, 1600)
     assert tuple(labels.scale) == pytest.approx((0.5, 0.5))
+
+
+def test_exported_tiles_are_in_level_0_pixels_when_the_slide_is_resampled(
+    classify_widget, tmp_path
+):
+    import csv
+
+    import torch
+
+    from conftest import TINY_SHISRCNET
+    from napari_shisrcnet.model import SHISRCNet, save_checkpoint
+
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(
+        SHISRCNet(scale=2, **TINY_SHISRCNET),
+        tmp_path / "lr-0.8um.safetensors",
+        provenance={"hr_crop_px": 128, "hr_mpp": 0.4},  # LR 0.8 µm/px: level 0 x 1.6
+    )
+    _, widget = classify_widget
+    widget.synchronous, widget.checkpoint.value, widget.level.value = True, checkpoint, 0
+    widget.run()
+    exported = Path(widget._export("csv", str(tmp_path / "t.csv")))
+    rows = list(csv.DictReader(exported.read_text().splitlines()))
+    for row in rows:  # 64 px tiles of the 0.8 µm/px image = 102.4 level-0 px
+        assert float(row["x_px"]) == pytest.approx(int(row["column"]) * 64 * 1.6)
+        assert float(row["x_um"]) == pytest.approx(int(row["column"]) * 64 * 0.8)

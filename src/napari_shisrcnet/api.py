@@ -24,7 +24,7 @@ from .engine.super_resolution import array_core_writer, super_resolve_region
 from .geometry import Region
 from .io.slides import Slide, open_slide, slide_from_arrays
 from .model import BicubicSR, load_checkpoint
-from .model.bundled import bundled_weights_path
+from .model.bundled import checkpoint_path
 from .results.paths import ResultPaths
 from .settings import PAPER_HR_CROP_PX, SlideJobSettings, check_model, resolve, view_of
 from .slide_job import SlideJob, SlideResult, open_slide_job
@@ -84,7 +84,7 @@ def load_model(
             compile=compile,
             cuda_graphs=cuda_graphs,
         )
-    path = bundled_weights_path(str(spec)) if str(spec) == "default" else Path(spec)
+    path = checkpoint_path(spec)
     model, info = load_checkpoint(path, expected_scale=scale)
     provenance = info.provenance or {}
     hr_crop_px = int(provenance.get("hr_crop_px", PAPER_HR_CROP_PX))
@@ -284,8 +284,7 @@ def process_slide(
     tiles and a batch from free memory on CUDA, 256 px and one tile on the CPU).
     """
     settings = _settings(settings, **changes)
-    tile_model = load_model(model, device)
-    check_model(settings, tile_model)
+    tile_model = load_model(model, device)  # SlideJob refuses a model unfit for settings
     with (
         as_slide(path) as slide,
         open_slide_job(

@@ -145,7 +145,6 @@ EXIT_STATUS = """exit status:
 #: Names the core's errors use (settings and arguments) -> the flags that set them.
 OPTION_FLAGS = {
     **{row.setting: row.flag for row in SETTING_FLAGS},
-    "super_resolution": "--no-sr",
     "model": "--model",
     "scale": "--scale",
     "device": "--device",

@@ -222,9 +222,9 @@ def read_mpp(settings: SlideJobSettings, meta: SlideMetadata, model: TileModel) 
 def read_plan(
     settings: SlideJobSettings, meta: SlideMetadata, model: TileModel
 ) -> tuple[int, float, float | None]:
-    """(level, factor, µm/px): read ``level`` resampled by ``factor`` stored pixels per
-    pixel, the coarsest level not coarser than the target (factor >= 1 unless even level 0
-    is coarser); as stored (factor 1, µm/px of the level) without a target."""
+    """(level, factor, target µm/px): read ``level`` resampled by ``factor`` stored pixels
+    per pixel, the coarsest level not coarser than the target (factor >= 1 unless even
+    level 0 is coarser); without a target, ``settings.level`` as stored (factor 1, None)."""
     target = read_mpp(settings, meta, model)
     n_levels = len(meta.level_shapes)
     if target is None:
@@ -233,7 +233,7 @@ def read_plan(
                 f"{meta.path}: level {settings.level} requested; it has {n_levels} level(s)",
                 "level",
             )
-        return settings.level, 1.0, meta.level_mpp(settings.level)
+        return settings.level, 1.0, None
     level_mpps = [meta.level_mpp(i) or 0.0 for i in range(n_levels)]
     finer = [i for i, mpp in enumerate(level_mpps) if mpp <= target * (1 + NATIVE_TOLERANCE)]
     level = max(finer) if finer else 0
@@ -294,10 +294,9 @@ def resolve(
         classification_tile_px = classification_tile_px or default_classification_tile_px(model)
         _check_classifier_input(region, classification_tile_px, model)
     # Read at a µm/px: the target becomes explicit, so the job does not depend on the model.
-    target = mpp if read_mpp(settings, slide.metadata, model) is not None else None
     return settings.replace(
         level=level,
-        target_mpp=target,
+        target_mpp=mpp,
         match_model_mpp=False,
         region=region,
         sr_tile_px=sr_tile_px,

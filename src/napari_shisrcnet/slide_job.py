@@ -37,7 +37,7 @@ from .engine.inference import TileModel
 from .engine.runner import CancelToken, ProgressCallback
 from .engine.super_resolution import default_batch_size, super_resolve_region
 from .engine.tiling import READ_BAND_PX, Tile, TileGrid
-from .geometry import PixelGrid, Region
+from .geometry import Region
 from .io.resampled import LevelView
 from .io.slides import Slide
 from .results import tables
@@ -51,6 +51,10 @@ from .settings import SlideJobSettings, check_model, resolve, view_of
 
 #: Overview pixels per classification tile side when SR is off.
 OVERVIEW_PX_PER_TILE = 16
+
+
+def _colours(names: tuple[str, ...]) -> dict[str, tuple[int, int, int]]:
+    return dict(zip(names, class_colors(names), strict=True))
 
 
 @dataclass
@@ -125,12 +129,19 @@ class SlideJob:
             scale, region, tile_px = self.model.scale, self._region, self._sr_tile_px
             self.store.image_level0((region.height * scale, region.width * scale), tile_px * scale)
             window = TileGrid(region, tile_px, resolved.halo_px).window_shape
+            # Defaults only when nothing is recorded: on CUDA they query free GPU memory.
             resume.remember(
-                "sr_batch_size", resolved.batch_size or default_batch_size(self.model, window)
+                "sr_batch_size",
+                lambda: resolved.batch_size or default_batch_size(self.model, window),
             )
         if resolved.classification:
-            default = default_classification_batch_size(self.model, self._cls_px)
-            resume.remember("classification_batch_size", resolved.batch_size or default)
+            resume.remember(
+                "classification_batch_size",
+                lambda: (
+                    resolved.batch_size
+                    or default_classification_batch_size(self.model, self._cls_px)
+                ),
+            )
         return self
 
     @property
@@ -268,16 +279,12 @@ class SlideJob:
         """The pixels this job reads: its level, resampled to its µm/px if it has one."""
         return view_of(self.slide, self._resolved)
 
-    def _level_grid(self) -> PixelGrid:
-        """Where the pixels read lie: the slide's own grid (µm, position) at their size."""
-        return self._view.grid
-
     def _finish_image(self) -> dict:
         region, meta = self._region, self.slide.metadata
         # SR output pixels span 1/scale level pixels; the overview's span several.
         sr = self._resolved.super_resolution
         step = 1.0 / self.model.scale if sr else self._write_overview()
-        grid = self._level_grid().coarser(step, (region.y, region.x))
+        grid = self._view.grid.coarser(step, (region.y, region.x))
         paths = self.store.paths
         n_levels = self.store.finish_image(grid, paths.stem, self._pyramid)
         return {
@@ -312,12 +319,14 @@ class SlideJob:
             self._view,
             self.store.paths,
         )
-        grid = self._level_grid().coarser(cls_px, (self._region.y, self._region.x))
+        grid = self._view.grid.coarser(cls_px, (self._region.y, self._region.x))
         self.store.write_probabilities(classified.probabilities)
         self.store.write_labels(classified.label_map, names, class_colors(names), grid)
         mpp0 = None if view.mpp is None else view.mpp / view.downsample  # level 0's µm/px
         rows = tables.tile_rows(classified, view.downsample, mpp0)
         tables.write_tile_csv(paths.csv, rows, names)
+        if self._resolved.geojson:
+            tables.write_tile_geojson(paths.geojson, rows, _colours(names))
         counts = classified.counts()
         tile_area_mm2 = (cls_px * view.mpp / 1000.0) ** 2 if view.mpp else None
         return {
@@ -338,24 +347,14 @@ class SlideJob:
         result = SlideResult(paths.zarr, summary=self._resume.summary, resumed_complete=resumed)
         tables_written = self._resolved.classification and paths.csv.exists()
         result.csv_path = paths.csv if tables_written else None
-        wanted = {"geojson": self._resolved.geojson, "ome_tiff": self._resolved.ome_tiff}
-        missing = {
-            k for k, v in wanted.items() if v and not (resumed and getattr(paths, k).exists())
-        }
-        if "geojson" in missing and result.csv_path is not None:
-            self._write_geojson(paths)
-        if "ome_tiff" in missing:
+        if resumed and self._resolved.geojson and tables_written and not paths.geojson.exists():
+            rows = tables.read_tile_csv(paths.csv)  # a copy asked of a finished result
+            tables.write_tile_geojson(paths.geojson, rows, _colours(self.model.class_names))
+        if self._resolved.ome_tiff and not (resumed and paths.ome_tiff.exists()):
             write_ome_tiff(paths.zarr, paths.ome_tiff)
         result.geojson_path = paths.geojson if paths.geojson.exists() else None
         result.ome_tiff_path = paths.ome_tiff if paths.ome_tiff.exists() else None
         return result
-
-    def _write_geojson(self, paths: ResultPaths) -> None:
-        rows = tables.read_tile_csv(paths.csv)
-        names = self.model.class_names
-        tables.write_tile_geojson(
-            paths.geojson, rows, dict(zip(names, class_colors(names), strict=True))
-        )
 
     def _stop_pyramid(self) -> None:
         if self._pyramid is not None:

@@ -118,7 +118,6 @@ class LevelView:
     grid: PixelGrid
     downsample: float
     mpp: float | None
-    level: int
     factor: float
     coarser: tuple
 
@@ -141,4 +140,4 @@ def level_view(slide, level: int, factor: float = 1.0) -> LevelView:
     )
     mpp = None if meta.mpp is None else meta.mpp * downsample
     grid = meta.grid.coarser(downsample)
-    return LevelView(pixels, grid, downsample, mpp, level, factor, coarser)
+    return LevelView(pixels, grid, downsample, mpp, factor, coarser)

@@ -44,10 +44,6 @@ class SlideMetadata:
     def level_mpp(self, level: int) -> float | None:
         return None if self.mpp is None else self.mpp * self.level_downsamples[level]
 
-    def level_grid(self, level: int) -> PixelGrid:
-        """Where pixel centres of ``level`` lie (each spans ``downsample`` level-0 pixels)."""
-        return self.grid.coarser(self.level_downsamples[level])
-
 
 @dataclass
 class Slide:

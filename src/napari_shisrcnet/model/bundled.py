@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -25,3 +26,8 @@ def bundled_weights_path(name: str) -> Path:
             "file or 'bicubic'"
         )
     return path
+
+
+def checkpoint_path(spec: str | os.PathLike) -> Path:
+    """A checkpoint file: a bundled model's by name (``"default"``), else ``spec`` itself."""
+    return bundled_weights_path(str(spec)) if str(spec) in BUNDLED_WEIGHTS else Path(spec)

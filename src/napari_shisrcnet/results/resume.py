@@ -72,9 +72,11 @@ class ResumeState:
 
     def remember(self, key: str, value):
         """The value an earlier run recorded under ``key``, else record ``value`` (batch
-        sizes: a resumed run, or another cluster worker, must batch exactly alike)."""
+        sizes: a resumed run, or another cluster worker, must batch exactly alike).
+        A callable ``value`` is called only when nothing is recorded yet."""
         record = self.record
         if key not in record:
+            value = value() if callable(value) else value
             self._update(**{key: value})
             return value
         return record[key]

@@ -45,11 +45,6 @@ class ResultError(OptionError):
     """An output folder that cannot be written as asked; the message says why."""
 
 
-def _axes(unit: str | None) -> list[dict]:
-    spatial = {"type": "space", **({"unit": unit} if unit else {})}
-    return [{"name": "c", "type": "channel"}, {"name": "y", **spatial}, {"name": "x", **spatial}]
-
-
 class ResultStore:
     """One OME-Zarr result folder. :meth:`open` creates it, or resumes it if its signature
     matches; ``overwrite`` replaces a result of a different run (never a foreign folder)."""

@@ -23,11 +23,9 @@ def initialise_from(model: torch.nn.Module, checkpoint: str) -> None:
 
     ``checkpoint`` is a file or ``"default"`` (the bundled model).
     """
-    from ..model.bundled import bundled_weights_path
+    from ..model.bundled import checkpoint_path
 
-    source, info = load_checkpoint(
-        bundled_weights_path("default") if checkpoint == "default" else checkpoint
-    )
+    source, info = load_checkpoint(checkpoint_path(checkpoint))
     target: torch.nn.Module
     if isinstance(model, SHISRCNet) and isinstance(source, SRMFENet):
         target = model.sr_module
@@ -73,13 +71,13 @@ def with_init_fusion(config: TrainConfig) -> TrainConfig:
     (so ``--init default`` fine-tunes the bundled model as it is built)."""
     from dataclasses import replace
 
-    from ..model.bundled import bundled_weights_path
+    from ..model.bundled import checkpoint_path
     from ..model.checkpoint import read_checkpoint_info
 
     if config.sr_fusion is not None:
         return config
     for checkpoint in config.init_checkpoints:
-        path = bundled_weights_path("default") if checkpoint == "default" else checkpoint
+        path = checkpoint_path(checkpoint)
         sr = read_checkpoint_info(path).config
         sr = sr.get("sr", sr)  # a joint model's SR section, or an SR-only model's config
         if "channels" in sr:

@@ -233,14 +233,12 @@ def run_evaluate(args) -> int:
     from ..data.breakhis import class_names_for, index_dataset, labels_for
     from ..engine.inference import resolve_device
     from ..model import load_checkpoint
-    from ..model.bundled import bundled_weights_path
+    from ..model.bundled import checkpoint_path
     from .evaluate import evaluate_records
     from .loop import make_split
     from .report import write_report
 
-    path = (
-        bundled_weights_path("default") if args.checkpoint == "default" else Path(args.checkpoint)
-    )
+    path = checkpoint_path(args.checkpoint)
     model, info = load_checkpoint(path)
     trained = info.provenance.get("train_config")
     config = TrainConfig.from_dict(trained) if trained else TrainConfig(scale=info.scale or 2)

@@ -67,7 +67,7 @@ class ClassifyTilesWidget(JobWidget):
         def job(progress, cancel):
             result = classify_tiles(source.slide, model, settings, progress=progress, cancel=cancel)
             # The layers are made here, off the GUI thread: the first napari Labels layer
-            # of a session imports and sets up a good deal (0.6-3 s of a frozen GUI).
+            # of a session imports and sets up a good deal (pandas, scipy, pint).
             layers = [
                 napari.layers.Layer.create(*t)
                 for t in classification_layers(
@@ -87,7 +87,7 @@ class ClassifyTilesWidget(JobWidget):
         units = source.grid.units
         in_micrometres = units is not None and "micrometer" in str(units[-1])
         self.result = result
-        self._level_downsample = source.slide.metadata.level_downsamples[source.level]
+        self._level_downsample = source.downsample  # level-0 px per px read (resampled too)
         self._mpp = float(source.layer.scale[-1]) if in_micrometres else None
         self._tile_um = result.grid.tile_px * source.grid.scale[1] if in_micrometres else None
         self._layers = [self.viewer.add_layer(layer) for layer in layers]

@@ -27,6 +27,7 @@ from napari.utils.notifications import show_error, show_info
 
 from ...engine.runner import ProgressEvent
 from ...geometry import PixelGrid, Region
+from ...io.resampled import level_view
 from ...io.slides import Slide, slide_from_arrays
 from ...settings import SlideJobSettings, read_plan, read_shape, with_slide_mpp
 from ..job_state import JobRunner, JobStatus, RunsJobs
@@ -56,6 +57,7 @@ class JobSource:
     level: int
     grid: PixelGrid
     factor: float = 1.0  # the level's pixels per pixel read (1: read as stored)
+    downsample: float = 1.0  # level-0 pixels per pixel read
 
 
 def layer_grid(layer: napari.layers.Layer) -> PixelGrid:
@@ -203,8 +205,9 @@ class JobWidget(RunsJobs, Container):
             level, factor, _ = read_plan(read, slide.metadata, model)
         if level >= len(slide.levels):
             raise ValueError(f"level {level} requested; '{layer.name}' has {len(slide.levels)}")
-        downsample = slide.metadata.level_downsamples[level] * factor
-        return JobSource(layer, slide, level, layer_grid(layer).coarser(downsample), factor)
+        view = level_view(slide, level, factor)  # the pixels the job will read
+        grid = layer_grid(layer).coarser(view.downsample)
+        return JobSource(layer, slide, level, grid, view.factor, view.downsample)
 
     def region(self, source: JobSource) -> Region:
         """The chosen extent in the pixels read, clipped to them."""

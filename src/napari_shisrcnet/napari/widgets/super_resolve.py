@@ -48,14 +48,12 @@ class SuperResolveWidget(JobWidget):
             self.scale.value = scale
 
     def _checkpoint_scale(self) -> int | None:
-        from ...model.bundled import bundled_weights_path
+        from ...model.bundled import checkpoint_path
         from ...model.checkpoint import read_checkpoint_info
 
         try:
             spec = self.model_spec()
-            return read_checkpoint_info(
-                bundled_weights_path(spec) if spec == "default" else spec
-            ).scale
+            return read_checkpoint_info(checkpoint_path(spec)).scale
         except (ValueError, LookupError, OSError):
             return None  # no or a bad checkpoint: Run will say why
 
