@@ -477,3 +477,23 @@ def test_exported_tiles_are_in_level_0_pixels_when_the_slide_is_resampled(
     for row in rows:  # 64 px tiles of the 0.8 µm/px image = 102.4 level-0 px
         assert float(row["x_px"]) == pytest.approx(int(row["column"]) * 64 * 1.6)
         assert float(row["x_um"]) == pytest.approx(int(row["column"]) * 64 * 0.8)
+
+
+def test_a_saved_class_overlay_is_its_tile_map_and_reopens_in_place(classify_widget, tmp_path):
+    from napari_shisrcnet.napari.reader import read_slides
+
+    viewer, widget = classify_widget
+    widget.synchronous, widget.heatmap.value = True, False
+    widget.run()
+    labels = viewer.layers["synthetic.tif classes"]
+    from napari_shisrcnet.napari.writer import write_labels_layer
+
+    [path] = write_labels_layer(str(tmp_path / "classes"), labels.data, labels._get_state())
+    [(data, kwargs, kind)] = read_slides(path)
+    assert kind == "labels"
+    tiles = np.asarray(data[0] if isinstance(data, list) else data)
+    np.testing.assert_array_equal(tiles, np.asarray(labels.data[-1]))  # not 600 x 800 pixels
+    # Tile (0, 0)'s centre: 31.5 level-1 pixels in from the layer's first pixel centre.
+    assert tuple(kwargs["scale"]) == pytest.approx(tuple(np.asarray(labels.scale) * 64))
+    expected = np.asarray(labels.translate) + 31.5 * np.asarray(labels.scale)
+    assert tuple(kwargs["translate"]) == pytest.approx(tuple(expected))

@@ -123,9 +123,7 @@ def _clipped(layer: tuple, tile_px: int, shape_px: tuple[int, int]) -> tuple:
     """A tile-resolution layer as a pyramid ending at the region's edge (see
     :func:`~napari_shisrcnet.napari.layers.clipped_tile_pyramid`), on the read-pixel grid."""
     data, kwargs, kind = layer
-    tile_grid = PixelGrid(tuple(kwargs["scale"]), tuple(kwargs["translate"]))
-    pixel = (tile_grid.scale[0] / tile_px, tile_grid.scale[1] / tile_px)
-    offset = (tile_px - 1) / 2  # a tile's centre lies this many read pixels in
-    translate = tuple(t - offset * s for t, s in zip(tile_grid.translate, pixel, strict=True))
-    pyramid = clipped_tile_pyramid(np.ascontiguousarray(data), tile_px, shape_px)
-    return (pyramid, {**kwargs, "scale": pixel, "translate": translate, "multiscale": True}, kind)
+    tiles = np.ascontiguousarray(data[0] if isinstance(data, list) else data)
+    pixels = PixelGrid(tuple(kwargs["scale"]), tuple(kwargs["translate"])).coarser(1 / tile_px)
+    placed = {**kwargs, "scale": pixels.scale, "translate": pixels.translate, "multiscale": True}
+    return (clipped_tile_pyramid(tiles, tile_px, shape_px), placed, kind)

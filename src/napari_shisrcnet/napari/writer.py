@@ -6,6 +6,8 @@ results use, so a saved layer reopens where it was (its scale, translate and uni
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import zarr
 
@@ -16,8 +18,14 @@ from ..results import ngff
 MIN_LEVEL_SIDE_PX = 256
 
 
+def _levels(data) -> list | None:
+    """The levels of multiscale layer data (a list, or napari's MultiScaleData), else None."""
+    return list(data) if isinstance(data, Sequence) else None
+
+
 def _level0(data) -> np.ndarray:
-    return np.asarray(data[0] if isinstance(data, list) else data)
+    levels = _levels(data)
+    return np.asarray(levels[0] if levels else data)
 
 
 def _zarr_path(path: str) -> str:
@@ -63,12 +71,21 @@ def write_image_layer(path: str, data, meta: dict) -> list[str]:
 
 
 def write_labels_layer(path: str, data, meta: dict) -> list[str]:
-    """A labels layer as NGFF labels ``labels/<name>`` of an OME-Zarr group."""
-    labels = _level0(data)
+    """A labels layer as NGFF labels ``labels/<name>`` of an OME-Zarr group.
+
+    A tile-class overlay (its level 0 is a lazy per-pixel view of one value per tile) is
+    saved as its tile map, on the tiles' grid: never a full-resolution array."""
+    grid = _grid(meta)
+    tile_px = (meta.get("metadata") or {}).get("napari_shisrcnet", {}).get("tile_px")
+    levels = _levels(data)
+    if tile_px and levels:
+        labels, grid = np.asarray(levels[-1]), grid.coarser(tile_px)
+    else:
+        labels = _level0(data)
     path = _zarr_path(path)
     group = zarr.open_group(path, mode="w", zarr_format=2)
     name = str(meta.get("name", "labels")).replace("/", "_")
     label_group = group.require_group("labels").require_group(name)
     _write_levels(label_group, labels, 2, average=False)
-    ngff.write_labels_metadata(group_at(group, "labels"), name, _grid(meta), 2)
+    ngff.write_labels_metadata(group_at(group, "labels"), name, grid, 2)
     return [path]
