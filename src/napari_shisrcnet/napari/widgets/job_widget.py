@@ -40,6 +40,7 @@ from .choices import (
     field_of_view,
     model_choices,
 )
+from .scrolling import ScrollsInDock
 
 READ_AT_MODEL_MPP = "model's µm/px"
 READ_AT_LEVEL = "level as stored"
@@ -84,11 +85,11 @@ def world_to_region(world: tuple[float, float, float, float], grid: PixelGrid) -
     )
 
 
-class JobWidget(RunsJobs, Container):
+class JobWidget(ScrollsInDock, RunsJobs, Container):
     """Base widget: choose an image, model, device, extent; run with progress; cancel."""
 
     def __init__(self, viewer: napari.viewer.Viewer, title: str) -> None:
-        super().__init__(labels=True)
+        super().__init__(labels=True, scrollable=True)
         self.viewer = viewer
         self.runner = JobRunner()
         self._models: dict = {}

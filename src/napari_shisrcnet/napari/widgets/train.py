@@ -24,13 +24,13 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QScrollArea
 
 from ...geometry import SUPPORTED_SCALES
 from ...train.config import STAGES, TrainConfig
 from ..job_state import JobRunner, JobStatus, RunsJobs
 from ..model_handover import MODEL_HANDOVER
 from .choices import device_choices
+from .scrolling import ScrollsInDock
 
 #: The loss plot never shrinks below this (two axes with labels stay legible).
 MIN_PLOT_HEIGHT_PX = 260
@@ -78,11 +78,11 @@ class LossPlot:
         self.canvas.draw_idle()
 
 
-class TrainWidget(RunsJobs, Container):
+class TrainWidget(ScrollsInDock, RunsJobs, Container):
     """Train SHISRCNet on a BreaKHis-layout folder (or class sub-folders)."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__(labels=True)
+        super().__init__(labels=True, scrollable=True)  # keeps the plot legible
         self.viewer = viewer
         self.runner = JobRunner(
             cancelled_message="stopped; press Resume to continue (a resumable checkpoint was saved)"
@@ -90,7 +90,7 @@ class TrainWidget(RunsJobs, Container):
         self.best: Path | None = None
         self.extend([*self._form(TrainConfig()), *self._controls(TrainConfig())])
         self.plot = LossPlot()
-        self.native.layout().addWidget(self.plot.canvas)
+        self.native.widget().layout().addWidget(self.plot.canvas)  # the form in the scroll area
         self._attach_runner(self.runner)
 
     def _form(self, defaults: TrainConfig) -> list:
@@ -239,14 +239,3 @@ class TrainWidget(RunsJobs, Container):
         """Point the Super-resolve and Classify tiles widgets at the best checkpoint."""
         if self.best is not None:
             MODEL_HANDOVER.chosen.emit(str(self.best))
-
-
-class TrainDock(QScrollArea):
-    """The Train widget in a scroll area (what napari docks): with other docks open the
-    column scrolls instead of squeezing the plot or growing taller than the screen."""
-
-    def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__()
-        self.train_widget = TrainWidget(viewer)  # for scripts and tests
-        self.setWidgetResizable(True)
-        self.setWidget(self.train_widget.native)
