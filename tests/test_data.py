@@ -7,6 +7,7 @@ from conftest import BREAKHIS, needs_breakhis
 from napari_shisrcnet.data.breakhis import (
     DataError,
     class_names_for,
+    dataset_mpp,
     index_dataset,
     labels_for,
     parse_breakhis_name,
@@ -76,6 +77,15 @@ def test_generic_class_folders(tmp_path):
     records = index_dataset(tmp_path)
     assert class_names_for(records, "binary") == ("normal", "tumour")
     assert labels_for(records, "binary").tolist() == [0, 0, 1, 1]
+    assert dataset_mpp(records) is None  # no magnification, no pixel size
+
+
+def test_breakhis_pixel_size_follows_the_magnification(breakhis_tree):
+    # The 100X calibration (docs/breakhis-pixel-size.json), scaled by the objective.
+    assert dataset_mpp(index_dataset(breakhis_tree, 100)) == pytest.approx(0.5)
+    assert dataset_mpp(index_dataset(breakhis_tree, 200)) == pytest.approx(0.25)
+    # Two magnifications have no single pixel size: none is made up.
+    assert dataset_mpp(index_dataset(breakhis_tree)) is None
 
 
 def test_unreadable_image_names_the_file(tmp_path):

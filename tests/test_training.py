@@ -148,7 +148,12 @@ def test_train_and_evaluate_commands(tmp_path, breakhis_tree, capsys):
         "1",
     ]
     assert main(args) == 0
-    assert "test: PSNR" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "test: PSNR" in out
+    assert "training pixel size: 0.5 µm/px (BreaKHis calibration" in out
+    # Recorded, so slides are read at the model's LR pixel size (0.5 x 2 µm/px).
+    _, info = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert info.provenance["hr_mpp"] == pytest.approx(0.5)
     report_file = tmp_path / "report.json"
     code = main(
         [

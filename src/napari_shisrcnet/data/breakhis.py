@@ -34,6 +34,10 @@ SUBTYPE_CODES = {
     "PC": "papillary_carcinoma",
 }
 CLASS_SCHEMES = {"binary": BINARY_CLASSES, "subtype": SUBTYPE_CLASSES}
+# BreaKHis publishes no pixel size. Measured against a 0.499 µm/px Aperio scan by nucleus
+# size (benchmarks/breakhis_pixel_size.py, docs/breakhis-pixel-size.json): 0.48 µm/px at
+# 100X overall, 0.42-0.66 by subtype. Other magnifications scale by the objective.
+BREAKHIS_MPP_AT_100X = 0.5
 
 
 class DataError(ValueError):
@@ -89,6 +93,22 @@ def index_dataset(root: str | os.PathLike, magnification: int | None = None) -> 
         if not records:
             raise DataError(f"{root}: no images at {magnification}X")
     return records
+
+
+def breakhis_mpp(magnification: int) -> float:
+    """µm/px of a BreaKHis image at ``magnification``X (40, 100, 200, 400)."""
+    return BREAKHIS_MPP_AT_100X * 100 / magnification
+
+
+def dataset_mpp(records: Sequence[ImageRecord]) -> float | None:
+    """The pixel size of BreaKHis images all at one magnification; None for class folders
+    or mixed magnifications (they have no single pixel size)."""
+    magnifications = {r.magnification for r in records}
+    if len(magnifications) != 1 or None in magnifications:
+        return None
+    [magnification] = magnifications
+    assert magnification is not None
+    return breakhis_mpp(magnification)
 
 
 def _generic_record(root: Path, path: Path) -> ImageRecord:

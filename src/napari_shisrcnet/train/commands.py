@@ -156,6 +156,8 @@ def run_train(args) -> int:
                 tqdm.write(", ".join(parts) + f" -> {out}")
 
         trainer = Trainer(args.data_root, out, fold_config, events=events)
+        if trainer.rank.is_main and fold == folds[0]:
+            print(_pixel_size_line(trainer))
         try:
             trainer.run(resume=args.resume)
         except (TrainingStopped, KeyboardInterrupt):
@@ -173,6 +175,21 @@ def run_train(args) -> int:
         for key, (mean, std) in summary.items():
             print(f"{key}: {mean:.4f} +- {std:.4f} over {len(results)} folds")
     return 0
+
+
+def _pixel_size_line(trainer) -> str:
+    """Where the recorded training pixel size comes from (slides are read at it x scale)."""
+    if trainer.config.train_mpp is not None:
+        return f"training pixel size: {trainer.hr_mpp} µm/px (--train-mpp)"
+    if trainer.hr_mpp is not None:
+        return (
+            f"training pixel size: {trainer.hr_mpp:g} µm/px (BreaKHis calibration, "
+            "docs/training.md; --train-mpp overrides)"
+        )
+    return (
+        "training pixel size: none recorded (class folders or several magnifications); "
+        "pass --train-mpp, or --magnification for BreaKHis, so slides are read at it"
+    )
 
 
 def _evaluate_best(trainer, out: Path) -> dict:

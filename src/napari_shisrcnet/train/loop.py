@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from .._version import __version__
-from ..data.breakhis import class_names_for, index_dataset, labels_for
+from ..data.breakhis import class_names_for, dataset_mpp, index_dataset, labels_for
 from ..data.pairs import PairDataset
 from ..data.splits import Split, leaky_image_split, patient_folds, patient_split
 from ..engine.inference import resolve_device
@@ -87,6 +87,8 @@ class Trainer:
         self.config, self.events, self.cancel = config, events, cancel
         self.data_root, self.out_dir = Path(data_root), Path(out_dir)
         self.records = index_dataset(self.data_root, config.magnification)
+        # Recorded in the checkpoint: slides are read at hr_mpp * scale (LR).
+        self.hr_mpp = config.train_mpp or dataset_mpp(self.records)
         self.class_names = class_names_for(self.records, config.classes)
         self.labels = labels_for(self.records, config.classes)
         self.patients = [r.patient for r in self.records]
@@ -138,7 +140,7 @@ class Trainer:
             "data_root": str(self.data_root),
             "train_config": self.config.to_dict(),
             "hr_crop_px": self.config.hr_crop_px,
-            "hr_mpp": self.config.train_mpp,  # slides are read at hr_mpp * scale (LR)
+            "hr_mpp": self.hr_mpp,
             "epoch": self.counters["epoch"],
             "step": self.counters["step"],
             "device": str(self.device),
