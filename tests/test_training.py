@@ -149,7 +149,9 @@ def test_train_and_evaluate_commands(tmp_path, breakhis_tree, capsys):
     ]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "test: PSNR" in out
+    # Training reports validation only; the test split waits for one explicit evaluate.
+    assert "best epoch 1: " in out and "val PSNR" in out and "test: PSNR" not in out
+    assert "--split test" in out and not (tmp_path / "run" / "eval-test").exists()
     assert "training pixel size: 0.5 µm/px (BreaKHis calibration" in out
     # Recorded, so slides are read at the model's LR pixel size (0.5 x 2 µm/px).
     _, info = load_checkpoint(tmp_path / "run" / "best.safetensors")
@@ -162,7 +164,7 @@ def test_train_and_evaluate_commands(tmp_path, breakhis_tree, capsys):
             "--checkpoint",
             str(tmp_path / "run" / "best.safetensors"),
             "--split",
-            "all",
+            "test",
             "--json",
             str(report_file),
             "--out",
@@ -182,7 +184,9 @@ def test_train_and_evaluate_commands(tmp_path, breakhis_tree, capsys):
         "n_patients",
     ):
         assert key in report
-    assert report["n_images"] == 30  # all 100X images
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert report["n_images"] == len(split["images"]["test"])  # the split stored at training
+    assert report["n_patients"] == len(split["test"])
     for name in ("report.md", "confusion_matrix.png", "comparison.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 0
 
@@ -223,7 +227,7 @@ def test_two_process_ddp_on_cpu(tmp_path, breakhis_tree):
     steps_single = len(split["images"]["train"]) // 2  # whole batches of 2 per epoch, one process
     _, info = load_checkpoint(out / "last.safetensors")
     assert info.provenance["step"] == 2 * (steps_single // 2)  # each rank did half the batches
-    assert (out / "eval-test" / "report.json").exists()
+    assert info.provenance["split"]["patients"]["test"] == split["test"]
 
 
 def test_a_joint_model_starts_from_separately_trained_modules(tmp_path, breakhis_tree):

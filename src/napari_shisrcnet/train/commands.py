@@ -75,7 +75,11 @@ _TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
 }
 
 #: TrainConfig field -> its flag (for the CLI's error messages).
-TRAIN_OPTION_FLAGS = {name: flag for flag, (name, _, _) in _TRAIN_OPTIONS.items()}
+TRAIN_OPTION_FLAGS = {
+    **{name: flag for flag, (name, _, _) in _TRAIN_OPTIONS.items()},
+    "split": "--split",
+    "include_seen": "--include-seen",
+}
 
 
 def add_commands(commands) -> None:
@@ -101,16 +105,30 @@ def add_commands(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate",
         help="evaluate a checkpoint: PSNR/SSIM vs bicubic, accuracy, figures",
-        description="Evaluate a checkpoint on a split of DATA_ROOT (the split the checkpoint was "
-        "trained with) or on every image (--split all, for an external test set).",
+        description="Evaluate a checkpoint on a split of DATA_ROOT (the split stored in the "
+        "checkpoint) or on every image (--split all, for an external test set). Images of "
+        "patients the model has seen are refused unless --include-seen.",
     )
     evaluate.add_argument("data_root", type=Path, metavar="DATA_ROOT")
     evaluate.add_argument("--checkpoint", required=True, help="a .safetensors file or 'default'")
-    evaluate.add_argument("--split", choices=("train", "val", "test", "all"), default="test")
-    evaluate.add_argument("--out", type=Path, help="report folder (default: beside the checkpoint)")
+    evaluate.add_argument(
+        "--split",
+        choices=("train", "val", "test", "all"),
+        default="test",
+        help="a split stored in the checkpoint (default: test), or all images of DATA_ROOT",
+    )
+    evaluate.add_argument(
+        "--include-seen",
+        action="store_true",
+        help="report on images of patients the model (or its --init parents) trained or "
+        "validated on; the report is then labelled as including seen data",
+    )
+    evaluate.add_argument(
+        "--out", type=Path, help="report folder (default: beside --json, else ./eval-SPLIT)"
+    )
     evaluate.add_argument("--json", type=Path, help="also write the JSON report here")
     evaluate.add_argument("--device", default="auto")
-    evaluate.set_defaults(handler=run_evaluate)
+    evaluate.set_defaults(handler=_run_evaluate)
 
 
 def _config_from_args(args) -> TrainConfig:
@@ -120,61 +138,99 @@ def _config_from_args(args) -> TrainConfig:
     )
 
 
-def run_train(args) -> int:
+def _epoch_printer(out: Path):
+    """Training events as a tqdm bar per epoch and one line per validated epoch."""
     from tqdm import tqdm
 
+    bar = None
+
+    def events(event) -> None:
+        nonlocal bar
+        if event.kind == "batch":
+            if bar is None or event.batch == 1:
+                if bar is not None:
+                    bar.close()
+                bar = tqdm(
+                    total=event.batches_per_epoch, desc=f"epoch {event.epoch + 1}", leave=False
+                )
+            bar.n = event.batch
+            bar.set_postfix_str(f"loss {event.losses['total']:.4f}", refresh=True)
+        elif event.kind == "epoch":
+            if bar is not None:
+                bar.close()
+                bar = None
+            tqdm.write(f"epoch {event.epoch}, {_validation_line(event.metrics)} -> {out}")
+
+    return events
+
+
+def _validation_line(metrics: dict) -> str:
+    parts = []
+    if "train_total" in metrics:
+        parts.append(f"loss {metrics['train_total']:.4f}")
+    if "psnr" in metrics:
+        parts.append(f"val PSNR {metrics['psnr']:.2f} dB (bicubic {metrics['psnr_bicubic']:.2f})")
+    if "accuracy_image" in metrics:
+        parts.append(
+            f"val acc {metrics['accuracy_image']:.3f} "
+            f"(balanced {metrics['balanced_accuracy_image']:.3f})"
+        )
+    return ", ".join(parts)
+
+
+def run_train(args) -> int:
     from .loop import Trainer, TrainingStopped
 
     config = _config_from_args(args)
     folds = [config.fold] if args.fold is not None or config.folds == 1 else range(config.folds)
     results = []
     for fold in folds:
-        fold_config = replace(config, fold=fold)
         out = args.out / f"fold-{fold}" if config.folds > 1 else args.out
-        bar = None
-
-        def events(event, out=out):
-            nonlocal bar
-            if event.kind == "batch":
-                if bar is None or event.batch == 1:
-                    if bar is not None:
-                        bar.close()
-                    bar = tqdm(
-                        total=event.batches_per_epoch, desc=f"epoch {event.epoch + 1}", leave=False
-                    )
-                bar.n = event.batch
-                bar.set_postfix_str(f"loss {event.losses['total']:.4f}", refresh=True)
-            elif event.kind == "epoch":
-                m = event.metrics
-                parts = [f"epoch {event.epoch}"]
-                if "train_total" in m:
-                    parts.append(f"loss {m['train_total']:.4f}")
-                if "psnr" in m:
-                    parts.append(f"val PSNR {m['psnr']:.2f} dB (bicubic {m['psnr_bicubic']:.2f})")
-                if "accuracy_image" in m:
-                    parts.append(f"val acc {m['accuracy_image']:.3f}")
-                tqdm.write(", ".join(parts) + f" -> {out}")
-
-        trainer = Trainer(args.data_root, out, fold_config, events=events)
-        if trainer.rank.is_main and fold == folds[0]:
-            print(_pixel_size_line(trainer))
+        trainer = Trainer(args.data_root, out, replace(config, fold=fold), _epoch_printer(out))
+        if trainer.rank.is_main:
+            _print_start(trainer, first=fold == folds[0])
         try:
             trainer.run(resume=args.resume)
         except (TrainingStopped, KeyboardInterrupt):
             trainer._save("last")
             print(f"stopped; resume with: shisrcnet train ... --out {out} --resume")
             return 130
-        finally:
-            if bar is not None:
-                bar.close()
-        if trainer.split.test.size and trainer.rank.is_main:
-            results.append(_evaluate_best(trainer, out))
+        if not trainer.rank.is_main:
+            continue
+        _print_best(trainer, out)
+        if config.folds > 1 and trainer.split.test.size:
+            # Cross-validation's estimate: each fold's held-out patients, evaluated once.
+            results.append(_evaluate_fold(trainer, out))
     if len(results) > 1:
         summary = _mean_std(results)
         (args.out / "cv-report.json").write_text(json.dumps(summary, indent=1))
         for key, (mean, std) in summary.items():
             print(f"{key}: {mean:.4f} +- {std:.4f} over {len(results)} folds")
     return 0
+
+
+def _print_start(trainer, first: bool) -> None:
+    if first:
+        print(_pixel_size_line(trainer))
+    if trainer.moved_from_test:
+        print(
+            f"{trainer.moved_from_test} test image(s) belong to patients an --init checkpoint "
+            "trained or validated on: moved to training, so the test split stays unseen"
+        )
+
+
+def _print_best(trainer, out: Path) -> None:
+    """Validation only: the test split is for one final ``shisrcnet evaluate``."""
+    best = trainer.counters["best_epoch"]
+    rows = [row for row in trainer.history if row["epoch"] == best]
+    if rows:
+        print(f"best epoch {best}: {_validation_line(rows[0])} -> {out / 'best.safetensors'}")
+    if trainer.config.folds == 1 and trainer.split.test.size:
+        print(
+            "held-out test, once the recipe is final: shisrcnet evaluate "
+            f"{trainer.data_root} --checkpoint {out / 'best.safetensors'} --split test "
+            f"--out {out / 'eval-test'}"
+        )
 
 
 def _pixel_size_line(trainer) -> str:
@@ -192,22 +248,23 @@ def _pixel_size_line(trainer) -> str:
     )
 
 
-def _evaluate_best(trainer, out: Path) -> dict:
+def _evaluate_fold(trainer, out: Path) -> dict:
     from ..model import load_checkpoint
     from .evaluate import evaluate_records
+    from .evaluate_command import headline
     from .report import write_report
 
     model, _ = load_checkpoint(out / "best.safetensors")
     indices = trainer.split.test
-    records = [trainer.records[i] for i in indices]
     metrics = evaluate_records(
         model,
-        records,
+        [trainer.records[i] for i in indices],
         trainer.labels[indices],
         trainer.class_names,
         replace(trainer.config, val_crop_px=None),
         trainer.device,
-        True,
+        with_figures=True,
+        intervals=True,
     )
     report = write_report(
         metrics,
@@ -216,24 +273,8 @@ def _evaluate_best(trainer, out: Path) -> dict:
         trainer.config.scale,
         {"checkpoint": str(out / "best.safetensors"), "split": "test"},
     )
-    print(f"test: {_headline(report)} -> {out / 'eval-test'}")
+    print(f"fold {trainer.config.fold} test: {headline(report)} -> {out / 'eval-test'}")
     return report
-
-
-def _headline(report: dict) -> str:
-    parts = []
-    if "psnr" in report:
-        parts.append(
-            f"PSNR {report['psnr']:.2f} dB vs bicubic {report['psnr_bicubic']:.2f} dB, "
-            f"SSIM {report['ssim']:.4f} vs {report['ssim_bicubic']:.4f}"
-        )
-    if "accuracy_image" in report:
-        parts.append(
-            f"accuracy {report['accuracy_image']:.3f} (image), "
-            f"{report['accuracy_patient']:.3f} (patient)"
-        )
-    parts.append(f"{report['n_images']} images, {report['n_patients']} patients")
-    return "; ".join(parts)
 
 
 def _mean_std(reports: list[dict]) -> dict:
@@ -246,42 +287,7 @@ def _mean_std(reports: list[dict]) -> dict:
     }
 
 
-def run_evaluate(args) -> int:
-    from ..data.breakhis import class_names_for, index_dataset, labels_for
-    from ..engine.inference import resolve_device
-    from ..model import load_checkpoint
-    from ..model.bundled import checkpoint_path
-    from .evaluate import evaluate_records
-    from .loop import make_split
-    from .report import write_report
+def _run_evaluate(args) -> int:
+    from .evaluate_command import run_evaluate
 
-    path = checkpoint_path(args.checkpoint)
-    model, info = load_checkpoint(path)
-    trained = info.provenance.get("train_config")
-    config = TrainConfig.from_dict(trained) if trained else TrainConfig(scale=info.scale or 2)
-    records = index_dataset(args.data_root, config.magnification)
-    class_names = class_names_for(records, config.classes)
-    labels = labels_for(records, config.classes)
-    if args.split == "all":
-        indices = np.arange(len(records))
-    elif trained is None:
-        raise ValueError(f"{path} records no training split; use --split all")
-    else:
-        indices = make_split(config, labels, [r.patient for r in records]).named(args.split)
-    metrics = evaluate_records(
-        model,
-        [records[i] for i in indices],
-        labels[indices],
-        class_names,
-        replace(config, val_crop_px=None),
-        resolve_device(args.device),
-        with_figures=True,
-    )
-    out = args.out or path.parent / f"eval-{args.split}"
-    report = write_report(
-        metrics, out, class_names, config.scale, {"checkpoint": str(path), "split": args.split}
-    )
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
-    print(f"{args.split}: {_headline(report)} -> {out}")
-    return 0
+    return run_evaluate(args)

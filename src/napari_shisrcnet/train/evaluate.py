@@ -19,7 +19,7 @@ from ..data.pairs import degrade, load_rgb, to_tensor
 from ..engine.tiling import TileGrid
 from ..geometry import Region
 from ..model import SHISRCNet, SKNetFPNClassifier, SRMFENet, bicubic_upsample
-from .metrics import classification_report, image_quality
+from .metrics import classification_report, image_quality, patient_bootstrap
 
 #: A 1 dB PSNR gain over bicubic weighs like 5 points of balanced accuracy in joint training.
 PSNR_GAIN_WEIGHT = 0.05
@@ -77,9 +77,11 @@ def evaluate_records(
     device: torch.device | str = "cpu",
     with_figures: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    intervals: bool = False,
 ) -> dict:
-    """Metrics over ``records`` (and, with ``with_figures``, one example image set);
-    ``progress(done, total)`` after each image."""
+    """Metrics over ``records`` (and, with ``with_figures``, one example image set; with
+    ``intervals``, patient-bootstrap 95 % intervals under ``ci95``); ``progress(done,
+    total)`` after each image."""
     scale, crop = config.scale, config.val_crop_px
     model = model.to(device).eval()
     qualities, bicubic_qualities, probabilities = [], [], []
@@ -105,11 +107,7 @@ def evaluate_records(
             probabilities.append(probs.float().cpu().numpy())
         if progress is not None:
             progress(len(qualities) or len(probabilities), len(records))
-    metrics: dict = {}
-    if qualities:
-        for key in qualities[0]:
-            metrics[key] = float(np.mean([q[key] for q in qualities]))
-            metrics[f"{key}_bicubic"] = float(np.mean([q[key] for q in bicubic_qualities]))
+    metrics = _mean_qualities(qualities, bicubic_qualities)
     if probabilities:
         metrics.update(
             classification_report(
@@ -122,7 +120,32 @@ def evaluate_records(
         )
     metrics["n_images"] = len(records)
     metrics["n_patients"] = len({r.patient for r in records})
+    if intervals:
+        metrics["ci95"] = _intervals(records, labels, qualities, bicubic_qualities, probabilities)
     if with_figures:
         metrics["_example"] = example
         metrics["_probabilities"] = np.stack(probabilities) if probabilities else None
     return metrics
+
+
+def _mean_qualities(qualities: list[dict], bicubic_qualities: list[dict]) -> dict:
+    metrics = {}
+    for key in qualities[0] if qualities else ():
+        metrics[key] = float(np.mean([q[key] for q in qualities]))
+        metrics[f"{key}_bicubic"] = float(np.mean([q[key] for q in bicubic_qualities]))
+    return metrics
+
+
+def _intervals(records, labels, qualities, bicubic_qualities, probabilities) -> dict:
+    """Patient-bootstrap 95 % intervals of accuracy and of the per-image gains."""
+    pairs = list(zip(qualities, bicubic_qualities, strict=True))
+    gains = {
+        f"{key}_gain": np.array([sr[key] - bicubic[key] for sr, bicubic in pairs])
+        for key in (("psnr", "psnr_y") if qualities else ())
+    }
+    return patient_bootstrap(
+        [r.patient for r in records],
+        np.asarray(labels) if probabilities else None,
+        np.stack(probabilities) if probabilities else None,
+        gains,
+    )

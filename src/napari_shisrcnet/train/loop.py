@@ -33,6 +33,7 @@ from . import ddp
 from .build import build_model, ema_with_warmup, initialise_from, with_init_fusion
 from .config import LEAKY_TEST_FRACTION, PATIENT_TEST_FRACTION, TrainConfig
 from .evaluate import evaluate_records, selection_score
+from .split_binding import bind_split
 from .state import load_training_state, save_training_state
 
 
@@ -92,7 +93,9 @@ class Trainer:
         self.class_names = class_names_for(self.records, config.classes)
         self.labels = labels_for(self.records, config.classes)
         self.patients = [r.patient for r in self.records]
-        self.split = make_split(config, self.labels, self.patients)
+        self.split, self.split_record, self.moved_from_test = bind_split(
+            config, self.records, make_split(config, self.labels, self.patients), self.data_root
+        )
         self.rank = ddp.start_process_group()
         self.device = ddp.device_for(self.rank, resolve_device(config.device))
         torch.manual_seed(config.seed)
@@ -141,6 +144,7 @@ class Trainer:
             "train_config": self.config.to_dict(),
             "hr_crop_px": self.config.hr_crop_px,
             "hr_mpp": self.hr_mpp,
+            "split": self.split_record.to_dict(),  # what evaluate may report on
             "epoch": self.counters["epoch"],
             "step": self.counters["step"],
             "device": str(self.device),
@@ -193,11 +197,8 @@ class Trainer:
     def _write_split(self) -> None:
         if not self.rank.is_main:
             return
-        split: dict[str, Any] = {
-            name: sorted({self.patients[i] for i in self.split.named(name)})
-            for name in ("train", "val", "test")
-        }
-        split["leaky"] = self.split.leaky
+        record = self.split_record.to_dict()
+        split: dict[str, Any] = {**record.pop("patients"), "leaky": self.split.leaky, **record}
         split["images"] = {
             name: [str(self.records[i].path.name) for i in self.split.named(name)]
             for name in ("train", "val", "test")

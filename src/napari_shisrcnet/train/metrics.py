@@ -5,7 +5,11 @@ from every side, PSNR and SSIM from scikit-image with ``data_range=1`` (SSIM ove
 colour channels, ``channel_axis=-1``, Gaussian-free 7x7 window: scikit-image's
 default). The Y-channel variant uses ITU-R BT.601 luma of the same images.
 Classification: image-level and patient-level accuracy (a patient's score is the mean
-of its images' probabilities), balanced accuracy, per-class recall, confusion matrix.
+of its images' probabilities), balanced accuracy, per-class recall, confusion matrix. A
+patient whose images carry different labels has no single true class: it is left out of
+patient-level accuracy and counted in ``n_patients_mixed_labels`` (never broken by argmax).
+Intervals: 95 % percentile bootstrap over patients (images of a patient are not
+independent, so patients, not images, are resampled), 2000 resamples, seeded.
 """
 
 from __future__ import annotations
@@ -60,14 +64,22 @@ def classification_report(
     by_patient: dict[str, list[int]] = defaultdict(list)
     for index, patient in enumerate(patients):
         by_patient[patient].append(index)
-    patient_labels, patient_predictions = [], []
+    patient_labels, patient_predictions, mixed = [], [], 0
     for indices in by_patient.values():
-        patient_labels.append(np.bincount(labels[indices]).argmax())
+        if len(set(labels[indices].tolist())) > 1:
+            mixed += 1
+            continue
+        patient_labels.append(labels[indices[0]])
         patient_predictions.append(probabilities[indices].mean(axis=0).argmax())
     report = {
         "accuracy_image": float((predicted == labels).mean()),
         "balanced_accuracy_image": float(balanced_accuracy_score(labels, predicted)),
-        "accuracy_patient": float(np.mean(np.equal(patient_labels, patient_predictions))),
+        "accuracy_patient": (
+            float(np.mean(np.equal(patient_labels, patient_predictions)))
+            if patient_labels
+            else float("nan")
+        ),
+        "n_patients_mixed_labels": mixed,
         "recall_per_class": dict(
             zip(
                 class_names,
@@ -88,3 +100,54 @@ def classification_report(
             for key in sorted(set(keys.tolist()))
         }
     return report
+
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def _balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean recall over the classes present (a resample may lack one)."""
+    return float(np.mean([(predicted[labels == c] == c).mean() for c in np.unique(labels)]))
+
+
+def patient_bootstrap(
+    patients: Sequence[str],
+    labels: np.ndarray | None = None,
+    probabilities: np.ndarray | None = None,
+    psnr_gain: dict[str, np.ndarray] | None = None,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """95 % intervals, resampling patients: image and balanced accuracy, patient accuracy
+    (single-label patients), and the mean of each per-image PSNR gain in ``psnr_gain``."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, patient in enumerate(patients):
+        groups[patient].append(index)
+    members = [np.asarray(g) for g in groups.values()]
+    predicted = hits = None
+    if probabilities is not None and labels is not None:
+        predicted = probabilities.argmax(1)
+        hits = [  # per patient: right or wrong; None for a mixed-label patient
+            bool(probabilities[m].mean(0).argmax() == labels[m[0]])
+            if len(set(labels[m].tolist())) == 1
+            else None
+            for m in members
+        ]
+    samples: dict[str, list[float]] = defaultdict(list)
+    rng = np.random.default_rng(seed)
+    for _ in range(BOOTSTRAP_RESAMPLES):
+        chosen = rng.integers(0, len(members), len(members))
+        images = np.concatenate([members[c] for c in chosen])
+        for name, gains in (psnr_gain or {}).items():
+            samples[name].append(float(gains[images].mean()))
+        if predicted is not None and hits is not None and labels is not None:
+            samples["accuracy_image"].append(float((predicted[images] == labels[images]).mean()))
+            samples["balanced_accuracy_image"].append(
+                _balanced_accuracy(labels[images], predicted[images])
+            )
+            patient_hits = [hits[c] for c in chosen if hits[c] is not None]
+            if patient_hits:
+                samples["accuracy_patient"].append(float(np.mean(patient_hits)))
+    return {
+        name: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
+        for name, v in samples.items()
+    }

@@ -71,15 +71,20 @@ def _markdown(report: dict) -> str:
         f"Split: {report.get('split')} ({report.get('n_images')} images, "
         f"{report.get('n_patients')} patients)",
         "",
-        "| metric | value |",
-        "|---|---|",
     ]
-    for key in REPORT_KEYS:
+    if report.get("includes_seen"):
+        lines += [f"**INCLUDES SEEN DATA**: {report.get('seen_reason', '')}.", ""]
+    lines += ["| metric | value | 95 % CI (patient bootstrap) |", "|---|---|---|"]
+    intervals = report.get("ci95", {})
+    if "psnr" in report and "psnr_bicubic" in report:
+        report = {**report, "psnr_gain": report["psnr"] - report["psnr_bicubic"]}
+    for key in (*REPORT_KEYS, "psnr_gain"):
         if key in report:
             value = report[key]
-            lines.append(
-                f"| {key} | {value:.4f} |" if isinstance(value, float) else f"| {key} | {value} |"
-            )
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            low_high = intervals.get(key)
+            interval = f"{low_high[0]:.4f} - {low_high[1]:.4f}" if low_high else ""
+            lines.append(f"| {key} | {shown} | {interval} |")
     if "recall_per_class" in report:
         lines += ["", "| class | recall |", "|---|---|"]
         lines += [f"| {k} | {v:.3f} |" for k, v in report["recall_per_class"].items()]
