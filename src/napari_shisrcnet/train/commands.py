@@ -68,7 +68,12 @@ _TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
         "per step (e.g. 0.99; steadier validation on small datasets)",
     ),
     "--val-crop-px": ("val_crop_px", int, "validate on centre crops of this size (faster)"),
-    "--patience": ("early_stopping_patience", int, "early stopping patience in epochs"),
+    "--val-every": ("val_every", int, "validate every N epochs (and after the last)"),
+    "--patience": (
+        "early_stopping_patience",
+        int,
+        "stop after this many validations without improvement (0: never)",
+    ),
     "--seed": ("seed", int, "random seed"),
     "--workers": ("workers", int, "data-loading processes"),
     "--device": ("device", str, "auto, cpu, cuda, cuda:1, mps"),
@@ -139,26 +144,35 @@ def _config_from_args(args) -> TrainConfig:
 
 
 def _epoch_printer(out: Path):
-    """Training events as a tqdm bar per epoch and one line per validated epoch."""
+    """Training events as a tqdm bar per epoch (and per validation: minutes on a CPU) and
+    one line per epoch."""
     from tqdm import tqdm
 
-    bar = None
+    bars: dict[str, tqdm] = {}
+
+    def bar(name: str, total: int, description: str, unit: str) -> tqdm:
+        if name not in bars:
+            bars[name] = tqdm(total=total, desc=description, unit=unit, leave=False)
+        return bars[name]
+
+    def close(name: str) -> None:
+        if name in bars:
+            bars.pop(name).close()
 
     def events(event) -> None:
-        nonlocal bar
         if event.kind == "batch":
-            if bar is None or event.batch == 1:
-                if bar is not None:
-                    bar.close()
-                bar = tqdm(
-                    total=event.batches_per_epoch, desc=f"epoch {event.epoch + 1}", leave=False
-                )
-            bar.n = event.batch
-            bar.set_postfix_str(f"loss {event.losses['total']:.4f}", refresh=True)
+            if event.batch == 1:
+                close("train")
+            shown = bar("train", event.batches_per_epoch, f"epoch {event.epoch + 1}", "batch")
+            shown.n = event.batch
+            shown.set_postfix_str(f"loss {event.losses['total']:.4f}", refresh=True)
+        elif event.kind == "validation":
+            close("train")
+            shown = bar("val", event.batches_per_epoch, "validating", "image")
+            shown.update(event.batch - shown.n)
         elif event.kind == "epoch":
-            if bar is not None:
-                bar.close()
-                bar = None
+            close("train")
+            close("val")
             tqdm.write(f"epoch {event.epoch}, {_validation_line(event.metrics)} -> {out}")
 
     return events
@@ -175,6 +189,10 @@ def _validation_line(metrics: dict) -> str:
             f"val acc {metrics['accuracy_image']:.3f} "
             f"(balanced {metrics['balanced_accuracy_image']:.3f})"
         )
+    if "val_seconds" in metrics:
+        parts.append(f"{metrics['seconds']:.0f} s ({metrics['val_seconds']:.0f} s validating)")
+    elif "seconds" in metrics:
+        parts.append(f"{metrics['seconds']:.0f} s, not validated")
     return ", ".join(parts)
 
 

@@ -58,6 +58,7 @@ class TrainConfig:
     # Validate and save an exponential moving average of the weights (None: the weights).
     ema_decay: float | None = None
     val_crop_px: int | None = None  # centre crop of validation images (None: whole image)
+    val_every: int = 1  # validate every N epochs (and after the last)
     early_stopping_patience: int | None = 20
     seed: int = 0
     workers: int = 0
@@ -71,6 +72,8 @@ class TrainConfig:
             raise ValueError(f"split must be 'patient' or 'leaky', got '{self.split}'")
         if self.test_fraction is not None and not 0 <= self.test_fraction < 1:
             raise ValueError(f"test fraction must be in [0, 1), got {self.test_fraction}")
+        if self.val_every < 1:
+            raise ValueError(f"val_every must be at least 1, got {self.val_every}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay must be between 0 and 1, got {self.ema_decay}")
         if self.repeats < 1:

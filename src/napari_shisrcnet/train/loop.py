@@ -297,6 +297,33 @@ class Trainer:
         n = max(1, self.counters["batch"] - start)
         return {f"train_{k}": v / n for k, v in sums.items()}
 
+    def _out_of_steps(self) -> bool:
+        return self.config.max_steps is not None and self.counters["step"] >= self.config.max_steps
+
+    def _end_epoch(self, row: dict) -> None:
+        """Record the epoch; on a validated epoch, keep the best and count patience (in
+        validations, so ``val_every`` does not stretch it)."""
+        improved = False
+        if "val_score" in row:
+            best = self.counters["best_score"]
+            improved = best is None or row["val_score"] > best
+            if improved:
+                self.counters.update(
+                    best_score=row["val_score"],
+                    best_epoch=row["epoch"],
+                    epochs_without_improvement=0,
+                )
+            else:
+                self.counters["epochs_without_improvement"] += 1
+        self.history.append(row)
+        path = self._save("last")
+        if improved:
+            self._save("best")
+        self._write_metrics()
+        self._emit(
+            TrainEvent("epoch", row["epoch"], self.counters["step"], metrics=row, checkpoint=path)
+        )
+
     def _emit(self, event: TrainEvent) -> None:
         if self.events is not None and self.rank.is_main:
             self.events(event)
@@ -332,36 +359,20 @@ class Trainer:
             started = time.perf_counter()
             row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
             # --max-steps 0 trains nothing: it validates and saves the initial weights.
-            if config.max_steps is None or self.counters["step"] < config.max_steps:
+            if not self._out_of_steps():
                 row.update(self._run_epoch(epoch))
                 self.scheduler.step()
-            row.update(self._validate())
-            row["val_score"] = selection_score(row, config.stage)
+            last = epoch + 1 == config.epochs or self._out_of_steps()
+            if last or (epoch + 1) % config.val_every == 0:
+                validation_started = time.perf_counter()
+                row.update(self._validate())
+                row["val_seconds"] = round(time.perf_counter() - validation_started, 2)
+                row["val_score"] = selection_score(row, config.stage)
             row["seconds"] = round(time.perf_counter() - started, 2)
             self.counters.update(epoch=epoch + 1, batch=0)
-            improved = (
-                self.counters["best_score"] is None
-                or row["val_score"] > self.counters["best_score"]
-            )
-            if improved:
-                self.counters.update(
-                    best_score=row["val_score"], best_epoch=epoch + 1, epochs_without_improvement=0
-                )
-            else:
-                self.counters["epochs_without_improvement"] += 1
-            self.history.append(row)
-            path = self._save("last")
-            if improved:
-                self._save("best")
-            self._write_metrics()
-            self._emit(
-                TrainEvent("epoch", epoch + 1, self.counters["step"], metrics=row, checkpoint=path)
-            )
-            out_of_steps = (
-                config.max_steps is not None and self.counters["step"] >= config.max_steps
-            )
+            self._end_epoch(row)
             patience = config.early_stopping_patience
-            if out_of_steps or (
+            if self._out_of_steps() or (
                 patience and self.counters["epochs_without_improvement"] >= patience
             ):
                 break
