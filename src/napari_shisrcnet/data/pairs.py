@@ -1,7 +1,8 @@
-"""LR/HR training pairs: random HR crops, paired augmentation, bicubic degradation.
+"""LR/HR training pairs: random HR crops, paired augmentation, then degradation.
 
 Augmentation (flips, 90-degree rotations, colour jitter) is applied to HR *before*
-degradation, so LR and HR always agree. LR = antialiased bicubic downsampling by the
+degradation, so LR and HR always agree. LR comes from a degradation model (see
+``degradations``); the default, the paper's, is antialiased bicubic downsampling by the
 scale (``torch.nn.functional.interpolate(mode="bicubic", antialias=True)``: Keys cubic
 a = -0.5 stretched by the scale factor, as PIL's resize), then quantised to 8 bits like
 a real scan. Every random choice comes from a generator seeded by (seed, epoch, index),
@@ -10,7 +11,7 @@ so a sample is the same whichever worker loads it, and a resumed run sees the sa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -144,6 +145,7 @@ class PairDataset(Dataset):
         stain: StainJitter | None = StainJitter(),
         seed: int = 0,
         repeats: int = 1,
+        degradation: Callable[[torch.Tensor, int, np.random.Generator], torch.Tensor] | None = None,
     ) -> None:
         if hr_crop_px % scale:
             raise DataError(f"HR crop {hr_crop_px} px is not a multiple of the scale {scale}")
@@ -151,6 +153,7 @@ class PairDataset(Dataset):
         self.scale, self.hr_crop_px = scale, hr_crop_px
         self.augment, self.jitter, self.stain, self.seed = augment, jitter, stain, seed
         self.repeats = repeats  # sample i is a crop of image i % len(paths)
+        self.degradation = degradation or (lambda hr, scale, rng: degrade(hr, scale))
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -172,7 +175,7 @@ class PairDataset(Dataset):
             hr = self.jitter(hr, rng)
         if self.augment:
             hr = quantize(hr)
-        return degrade(hr, self.scale), hr, self.labels[image]
+        return self.degradation(hr, self.scale, rng), hr, self.labels[image]
 
 
 def full_image_pair(path: Path, scale: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,6 +23,12 @@ _TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
     ),
     "--batch-size": ("batch_size", int, "images per batch"),
     "--hr-crop-px": ("hr_crop_px", int, "HR training crop side"),
+    "--degradation": (
+        "degradation",
+        str,
+        "how LR is made from HR: bicubic (the paper's), scanner (box averaging + JPEG, as "
+        "a slide pyramid) or realistic (random blur, resize, noise, JPEG; docs/training.md)",
+    ),
     "--lr": ("lr", float, "Adam learning rate"),
     "--lr-decay-every": (
         "lr_decay_every_epochs",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from ..data.degradations import DEGRADATIONS
 from ..model import LossConfig, SHISRCNetConfig
 
 STAGES = ("joint", "sr", "classifier")
@@ -28,6 +29,8 @@ class TrainConfig:
     max_steps: int | None = None
     batch_size: int = 8
     hr_crop_px: int = 384
+    # How LR is made from HR: bicubic (the paper's), scanner or realistic (data/degradations).
+    degradation: str = "bicubic"
     lr: float = 1e-3
     lr_decay: float = 0.9
     lr_decay_every_epochs: int = 2
@@ -72,6 +75,10 @@ class TrainConfig:
             raise ValueError(f"split must be 'patient' or 'leaky', got '{self.split}'")
         if self.test_fraction is not None and not 0 <= self.test_fraction < 1:
             raise ValueError(f"test fraction must be in [0, 1), got {self.test_fraction}")
+        if self.degradation not in DEGRADATIONS:
+            raise ValueError(
+                f"degradation must be one of {', '.join(DEGRADATIONS)}, got '{self.degradation}'"
+            )
         if self.val_every < 1:
             raise ValueError(f"val_every must be at least 1, got {self.val_every}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from ..data.breakhis import ImageRecord
-from ..data.pairs import degrade, load_rgb, to_tensor
+from ..data.degradations import degradation
+from ..data.pairs import load_rgb, to_tensor
 from ..engine.tiling import TileGrid
 from ..geometry import Region
 from ..model import SHISRCNet, SKNetFPNClassifier, SRMFENet, bicubic_upsample
@@ -53,6 +54,14 @@ def _tile_batch(image: torch.Tensor, tile_px: int) -> torch.Tensor:
     )
 
 
+def _pair(record: ImageRecord, index: int, config) -> tuple[torch.Tensor, torch.Tensor]:
+    """(LR, HR) of one evaluation image; the degradation is seeded by the image's index,
+    so validation sees the same LR every epoch and on every device."""
+    hr = to_tensor(_centre_crop(load_rgb(record.path), config.val_crop_px, config.scale))
+    lr = degradation(config.degradation)(hr, config.scale, np.random.default_rng([index]))
+    return lr, hr
+
+
 @torch.inference_mode()
 def predict_image(model, lr: torch.Tensor, hr: torch.Tensor, hr_tile_px: int, scale: int):
     """(SR image or None, class probabilities or None) for one (3, h, w) LR image."""
@@ -82,13 +91,12 @@ def evaluate_records(
     """Metrics over ``records`` (and, with ``with_figures``, one example image set; with
     ``intervals``, patient-bootstrap 95 % intervals under ``ci95``); ``progress(done,
     total)`` after each image."""
-    scale, crop = config.scale, config.val_crop_px
+    scale = config.scale
     model = model.to(device).eval()
     qualities, bicubic_qualities, probabilities = [], [], []
     example = None
-    for record in records:
-        hr = to_tensor(_centre_crop(load_rgb(record.path), crop, scale)).to(device)
-        lr = degrade(hr, scale)
+    for index, record in enumerate(records):
+        lr, hr = (t.to(device) for t in _pair(record, index, config))
         sr, probs = predict_image(model, lr, hr, config.hr_crop_px, scale)
         if sr is not None:
             as_image = lambda t: t.clamp(0, 1).permute(1, 2, 0).cpu().numpy()  # noqa: E731

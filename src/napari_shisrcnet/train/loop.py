@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 
 from .._version import __version__
 from ..data.breakhis import class_names_for, dataset_mpp, index_dataset, labels_for
+from ..data.degradations import degradation
 from ..data.pairs import PairDataset
 from ..data.splits import Split, leaky_image_split, patient_folds, patient_split
 from ..engine.inference import resolve_device
@@ -124,6 +125,7 @@ class Trainer:
             config.hr_crop_px,
             seed=config.seed,
             repeats=config.repeats,
+            degradation=degradation(config.degradation),
         )
         # JSON, saved with the training state.
         self.counters: dict[str, Any] = {
