@@ -140,6 +140,9 @@ def add_commands(commands) -> None:
     evaluate.add_argument("--json", type=Path, help="also write the JSON report here")
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(handler=_run_evaluate)
+    from .pyramid_command import add_command as add_pyramid_command
+
+    add_pyramid_command(commands)
 
 
 def _config_from_args(args) -> TrainConfig:
