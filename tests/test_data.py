@@ -13,6 +13,7 @@ from napari_shisrcnet.data.breakhis import (
     parse_breakhis_name,
 )
 from napari_shisrcnet.data.pairs import (
+    ColourJitter,
     PairDataset,
     StainJitter,
     degrade,
@@ -179,3 +180,44 @@ def test_stain_jitter_is_identity_at_zero_and_keeps_pixels_in_range():
     changed = StainJitter()(image, np.random.default_rng(0))
     change = (changed - image).abs().mean().item() * 255
     assert 1 < change < 20 and changed.min() >= 0 and changed.max() <= 1
+
+
+def _colour_jitter_step_by_step(image, rng, jitter):
+    """The four colour changes one after another (the written-out definition)."""
+    image = image * (1 + rng.uniform(-jitter.brightness, jitter.brightness))
+    mean = image.mean()
+    image = mean + (image - mean) * (1 + rng.uniform(-jitter.contrast, jitter.contrast))
+    grey = (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2])[None]
+    image = grey + (image - grey) * (1 + rng.uniform(-jitter.saturation, jitter.saturation))
+    angle = 2 * np.pi * rng.uniform(-jitter.hue, jitter.hue)
+    yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+    rotation = torch.tensor(
+        [[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]],
+        dtype=torch.float32,
+    )
+    matrix = torch.linalg.inv(yiq) @ rotation @ yiq
+    return torch.einsum("ij,jhw->ihw", matrix, image).clamp(0, 1)
+
+
+def _stain_jitter_step_by_step(image, rng, jitter):
+    from skimage.color import hed_from_rgb, rgb_from_hed
+
+    density = -torch.log(image.clamp_min(1 / 255)).permute(1, 2, 0).double()
+    stains = density @ torch.from_numpy(hed_from_rgb)
+    stains = stains * torch.from_numpy(rng.uniform(1 - jitter.scale, 1 + jitter.scale, 3))
+    stains = stains + torch.from_numpy(rng.uniform(-jitter.shift, jitter.shift, 3))
+    rgb = torch.exp(-(stains @ torch.from_numpy(rgb_from_hed))).float()
+    return rgb.permute(2, 0, 1).clamp(0, 1)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fused_colour_and_stain_jitter_equal_their_step_by_step_definitions(seed):
+    image = torch.from_numpy(immunohistochemistry()[:96, :128]).permute(2, 0, 1).float() / 255
+    for jitter, reference in (
+        (ColourJitter(), _colour_jitter_step_by_step),
+        (StainJitter(), _stain_jitter_step_by_step),
+    ):
+        fused = jitter(image, np.random.default_rng(seed))
+        expected = reference(image, np.random.default_rng(seed), jitter)
+        assert torch.allclose(fused, expected, atol=2e-5), type(jitter).__name__
+        assert not torch.allclose(fused, image, atol=1e-3)  # it did change the colours

@@ -6,6 +6,7 @@ import torch
 from skimage.data import immunohistochemistry
 
 from napari_shisrcnet.data.degradations import (
+    BLUR_SIGMA_PER_SCALE,
     DEGRADATIONS,
     SCANNER_JPEG_QUALITY,
     bicubic,
@@ -134,3 +135,17 @@ def test_training_records_its_degradation_in_the_checkpoint(tmp_path, breakhis_t
     assert main([*bad, "--degradation", "blurry"]) == 2
     assert "degradation must be one of bicubic, scanner, realistic" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_separable_isotropic_blur_equals_the_2d_kernel():
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        low, high = BLUR_SIGMA_PER_SCALE  # at x2
+        sigma_y = rng.uniform(low, high)
+        if rng.random() < 0.5:  # the isotropic draws
+            kernel = gaussian_kernel(sigma_y, sigma_y, 0.0, 2 * int(3 * high) + 1)
+            pad = kernel.shape[0] // 2
+            padded = torch.nn.functional.pad(HR[:, None], (pad,) * 4, mode="reflect")
+            expected = torch.nn.functional.conv2d(padded, kernel[None, None])[:, 0]
+            blurred = random_blur(HR, 2, np.random.default_rng(seed))
+            assert torch.allclose(blurred, expected, atol=1e-5)

@@ -72,10 +72,19 @@ def gaussian_kernel(sigma_y: float, sigma_x: float, angle: float, size: int) -> 
 def random_blur(hr: torch.Tensor, scale: int, rng: np.random.Generator) -> torch.Tensor:
     low, high = (s * scale / 2 for s in BLUR_SIGMA_PER_SCALE)
     sigma_y = rng.uniform(low, high)
-    sigma_x = sigma_y if rng.random() < 0.5 else rng.uniform(low, high)  # iso / anisotropic
-    kernel = gaussian_kernel(sigma_y, sigma_x, rng.uniform(0, np.pi), 2 * int(3 * high) + 1)
-    pad = kernel.shape[0] // 2
+    isotropic = rng.random() < 0.5
+    sigma_x = sigma_y if isotropic else rng.uniform(low, high)
+    angle = rng.uniform(0, np.pi)
+    size = 2 * int(3 * high) + 1
+    pad = size // 2
     padded = F.pad(hr[:, None], (pad, pad, pad, pad), mode="reflect")
+    if isotropic:  # separable: two 1D passes, size / 2 times fewer operations than one 2D
+        offsets = torch.arange(size, dtype=torch.float32) - pad
+        line = torch.exp(-0.5 * (offsets / sigma_y) ** 2)
+        line = line / line.sum()
+        rows = F.conv2d(padded, line[None, None, :, None])
+        return F.conv2d(rows, line[None, None, None, :])[:, 0]
+    kernel = gaussian_kernel(sigma_y, sigma_x, angle, size)
     return F.conv2d(padded, kernel[None, None])[:, 0]
 
 

