@@ -257,6 +257,15 @@ def test_a_joint_model_starts_from_separately_trained_modules(tmp_path, breakhis
             tmp_path / "bad",
             TrainConfig(stage="sr", init_checkpoints=modules[1:], **TINY),
         )
+    # And back: the joint model's SR module starts an SR-only fine-tune (new degradation).
+    joint = str(tmp_path / "joint" / "best.safetensors")
+    sr_only = Trainer(
+        breakhis_tree, tmp_path / "sr2", TrainConfig(stage="sr", init_checkpoints=(joint,), **TINY)
+    )
+    for x, y in zip(
+        sr_only.model.state_dict().values(), model.sr_module.state_dict().values(), strict=True
+    ):
+        assert torch.equal(x, y)
 
 
 def test_moving_average_is_what_is_validated_and_saved(tmp_path, breakhis_tree):

@@ -19,7 +19,8 @@ def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
 
 def initialise_from(model: torch.nn.Module, checkpoint: str) -> None:
     """Load weights for fine-tuning: same architecture, or one module of a joint model
-    (SR-only weights into its SR module, classifier-only weights into its classifier).
+    (SR-only weights into its SR module, classifier-only weights into its classifier, and
+    back: a joint model's SR module or classifier into an SR-only or classifier-only model).
 
     ``checkpoint`` is a file or ``"default"`` (the bundled model).
     """
@@ -31,6 +32,10 @@ def initialise_from(model: torch.nn.Module, checkpoint: str) -> None:
         target = model.sr_module
     elif isinstance(model, SHISRCNet) and isinstance(source, SKNetFPNClassifier):
         target = model.classifier
+    elif isinstance(source, SHISRCNet) and isinstance(model, SRMFENet):
+        target, source = model, source.sr_module
+    elif isinstance(source, SHISRCNet) and isinstance(model, SKNetFPNClassifier):
+        target, source = model, source.classifier
     elif type(source) is type(model):
         target = model
     else:
