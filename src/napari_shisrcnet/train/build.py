@@ -71,6 +71,16 @@ def ema_with_warmup(decay: float):
     return average
 
 
+def moving_average(model: torch.nn.Module, decay: float | None):
+    """An exponential moving average of ``model`` (None without a decay). BatchNorm
+    statistics are averaged too (``use_buffers``), so the average is usable as it is."""
+    if decay is None:
+        return None
+    from torch.optim.swa_utils import AveragedModel
+
+    return AveragedModel(model, multi_avg_fn=ema_with_warmup(decay), use_buffers=True)
+
+
 def with_init_fusion(config: TrainConfig) -> TrainConfig:
     """``config`` with its SR fusion left unset taken from the checkpoint it fine-tunes
     (so ``--init default`` fine-tunes the bundled model as it is built)."""

@@ -75,6 +75,12 @@ _TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
     ),
     "--val-crop-px": ("val_crop_px", int, "validate on centre crops of this size (faster)"),
     "--val-every": ("val_every", int, "validate every N epochs (and after the last)"),
+    "--class-balance": (
+        "class_balance",
+        str,
+        "none (the paper's), loss (focal loss weighted by inverse class frequency) or "
+        "sampler (classes drawn equally often)",
+    ),
     "--patience": (
         "early_stopping_patience",
         int,

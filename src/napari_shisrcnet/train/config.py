@@ -62,6 +62,7 @@ class TrainConfig:
     ema_decay: float | None = None
     val_crop_px: int | None = None  # centre crop of validation images (None: whole image)
     val_every: int = 1  # validate every N epochs (and after the last)
+    class_balance: str = "none"  # or "loss" / "sampler" (train/class_balance.py)
     early_stopping_patience: int | None = 20
     seed: int = 0
     workers: int = 0
@@ -78,6 +79,10 @@ class TrainConfig:
         if self.degradation not in DEGRADATIONS:
             raise ValueError(
                 f"degradation must be one of {', '.join(DEGRADATIONS)}, got '{self.degradation}'"
+            )
+        if self.class_balance not in ("none", "loss", "sampler"):
+            raise ValueError(
+                f"class balance must be none, loss or sampler, got '{self.class_balance}'"
             )
         if self.val_every < 1:
             raise ValueError(f"val_every must be at least 1, got {self.val_every}")

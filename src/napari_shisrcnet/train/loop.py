@@ -31,7 +31,8 @@ from ..engine.runner import CancelToken, RunCancelled
 from ..errors import OptionError
 from ..model import SHISRCNetLoss, focal_loss, load_checkpoint, save_checkpoint
 from . import ddp
-from .build import build_model, ema_with_warmup, initialise_from, with_init_fusion
+from .build import build_model, initialise_from, moving_average, with_init_fusion
+from .class_balance import balanced_order, with_class_balance
 from .config import LEAKY_TEST_FRACTION, PATIENT_TEST_FRACTION, TrainConfig
 from .evaluate import evaluate_records, selection_score
 from .split_binding import bind_split
@@ -97,6 +98,9 @@ class Trainer:
         self.split, self.split_record, self.moved_from_test = bind_split(
             config, self.records, make_split(config, self.labels, self.patients), self.data_root
         )
+        config = self.config = with_class_balance(
+            config, self.labels[self.split.train], len(self.class_names)
+        )
         self.rank = ddp.start_process_group()
         self.device = ddp.device_for(self.rank, resolve_device(config.device))
         torch.manual_seed(config.seed)
@@ -105,14 +109,7 @@ class Trainer:
             initialise_from(self.model, checkpoint)
         self.model = self.model.to(self.device)
         self.train_model = ddp.wrap(self.model, self.rank, self.device)  # DDP under torchrun
-        self.ema = None
-        if config.ema_decay is not None:
-            from torch.optim.swa_utils import AveragedModel
-
-            # BatchNorm statistics are averaged too (use_buffers), so the average is usable.
-            self.ema = AveragedModel(
-                self.model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True
-            )
+        self.ema = moving_average(self.model, config.ema_decay)
         self.joint_loss = SHISRCNetLoss(config.loss).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(
@@ -236,6 +233,9 @@ class Trainer:
 
     def _epoch_order(self, epoch: int) -> list[int]:
         generator = np.random.default_rng([self.config.seed, epoch, 7])
+        if self.config.class_balance == "sampler":
+            labels = np.asarray(self.train_set.labels)
+            return balanced_order(labels[np.arange(len(self.train_set)) % len(labels)], generator)
         return generator.permutation(len(self.train_set)).tolist()
 
     def _autocast(self):
