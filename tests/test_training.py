@@ -370,3 +370,26 @@ def test_a_tiny_deterministic_run_reproduces_its_recorded_figures(tmp_path, brea
         torch.set_num_threads(threads)
     for key, recorded in RECORDED_TINY_RUN.items():
         assert metrics[key] == pytest.approx(recorded, abs=1e-3), key
+
+
+def test_an_x4_network_starts_from_an_x2_one_but_for_its_extra_upsampling(tmp_path):
+    from napari_shisrcnet.model import save_checkpoint
+    from napari_shisrcnet.train.build import initialise_from
+
+    torch.manual_seed(0)
+    x2 = SRMFENet(scale=2, channels=8, n_blocks=1)
+    path = save_checkpoint(x2, tmp_path / "x2.safetensors")
+    torch.manual_seed(1)
+    x4 = SRMFENet(scale=4, channels=8, n_blocks=1)
+    fresh = {k: v.clone() for k, v in x4.state_dict().items()}
+    initialise_from(x4, str(path))
+    source = x2.state_dict()
+    for name, tensor in x4.state_dict().items():
+        if name in source and source[name].shape == tensor.shape:
+            assert torch.equal(tensor, source[name]), name  # copied from x2
+        else:
+            assert torch.equal(tensor, fresh[name]), name  # the new x4 stage, as built
+    assert any(name not in source for name in fresh)  # x4 has a stage more
+    other = SRMFENet(scale=4, channels=16, n_blocks=1)
+    with pytest.raises(ValueError, match="config differs"):
+        initialise_from(other, str(path))  # another width is not a scale transfer

@@ -45,10 +45,43 @@ def initialise_from(model: torch.nn.Module, checkpoint: str) -> None:
     try:
         target.load_state_dict(source.state_dict())
     except RuntimeError:
-        raise ValueError(
-            f"{checkpoint}: its {info.architecture} config differs from the one being "
-            "trained (channels, blocks, scale or classes)"
-        ) from None
+        if not _differs_only_in_scale(source, target):
+            raise ValueError(
+                f"{checkpoint}: its {info.architecture} config differs from the one being "
+                "trained (channels, blocks, scale or classes)"
+            ) from None
+        _transfer_across_scales(source, target)
+
+
+def _sr_config(model: torch.nn.Module):
+    sr = model.sr_module if isinstance(model, SHISRCNet) else model
+    return sr.config if isinstance(sr, SRMFENet) else None
+
+
+def _differs_only_in_scale(source: torch.nn.Module, target: torch.nn.Module) -> bool:
+    from dataclasses import replace
+
+    source_sr, target_sr = _sr_config(source), _sr_config(target)
+    if source_sr is None or target_sr is None or type(source) is not type(target):
+        return False
+    if isinstance(source, SHISRCNet) and isinstance(target, SHISRCNet):
+        return (
+            replace(source.config.sr, scale=target_sr.scale) == target_sr
+            and source.config.classifier == target.config.classifier
+        )
+    return replace(source_sr, scale=target_sr.scale) == target_sr
+
+
+def _transfer_across_scales(source: torch.nn.Module, target: torch.nn.Module) -> None:
+    """Start an x4 (or x8) network from an x2 one, as EDSR does: every tensor whose name
+    and shape match (all but the extra pixel-shuffle stages) is copied."""
+    wanted = target.state_dict()
+    matching = {
+        name: tensor
+        for name, tensor in source.state_dict().items()
+        if name in wanted and wanted[name].shape == tensor.shape
+    }
+    target.load_state_dict(matching, strict=False)
 
 
 def ema_with_warmup(decay: float):
