@@ -1,8 +1,9 @@
 """Turn a trained checkpoint into the bundled default weights (fp16 safetensors).
 
-    python scripts/bundle_default.py RUN_DIR/best.safetensors --note "CPU, 2 cores, 90 min"
+    python scripts/bundle_default.py RUN_DIR/best.safetensors --name default-x2 --note "..."
 
-Writes src/napari_shisrcnet/weights/shisrcnet-x2-binary.safetensors with the training
+Writes the weights file of the bundled model NAME (default-x2: shisrcnet-x2-binary,
+default-x4: shisrcnet-x4-binary, in src/napari_shisrcnet/weights) with the training
 provenance plus the note, and prints its size. The model card (docs/model-card.md) must be
 updated with the evaluation of exactly this file.
 
@@ -37,14 +38,17 @@ def rebuilt_split(provenance: dict, data_root: Path) -> dict:
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("checkpoint", type=Path)
+parser.add_argument("--name", default="default-x2", choices=("default-x2", "default-x4"))
 parser.add_argument("--note", help="hardware and time, for the provenance")
 parser.add_argument("--split-from", type=Path, metavar="DATA_ROOT", help="see above")
 args = parser.parse_args()
 
 model, info = load_checkpoint(args.checkpoint)
 target = (
-    Path(__file__).parents[1] / "src" / "napari_shisrcnet" / "weights" / BUNDLED_WEIGHTS["default"]
+    Path(__file__).parents[1] / "src" / "napari_shisrcnet" / "weights" / BUNDLED_WEIGHTS[args.name]
 )
+if info.scale != int(args.name[-1]):
+    parser.error(f"{args.checkpoint} is an x{info.scale} model, not {args.name}")
 provenance = dict(info.provenance)
 if args.checkpoint.resolve() != target.resolve():
     provenance["bundled_from"] = args.checkpoint.name

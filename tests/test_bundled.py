@@ -53,3 +53,16 @@ def test_fine_tuning_starts_from_the_default_weights(tmp_path):
     mismatched = build_model(TrainConfig(sr_channels=8, sr_blocks=1, classifier_width=0.125), 2)
     with pytest.raises(ValueError, match="config differs from the one being trained"):
         initialise_from(mismatched, "default")
+
+
+def test_bundled_models_are_listed_and_picked_by_scale(capsys):
+    from napari_shisrcnet.cli import main
+    from napari_shisrcnet.model.bundled import checkpoint_path, installed_models
+
+    assert main(["info", "--models"]) == 0
+    out = capsys.readouterr().out
+    assert "default-x2: x2, classes benign, malignant; LR made by bicubic" in out
+    models = installed_models()
+    assert checkpoint_path("default", 2) == models["default-x2"] == checkpoint_path("default")
+    if "default-x4" in models:
+        assert checkpoint_path("default", 4) == models["default-x4"]

@@ -84,7 +84,7 @@ def load_model(
             compile=compile,
             cuda_graphs=cuda_graphs,
         )
-    path = checkpoint_path(spec)
+    path = checkpoint_path(spec, scale)  # "default" with a scale: that scale's bundled model
     model, info = load_checkpoint(path, expected_scale=scale)
     provenance = info.provenance or {}
     hr_crop_px = int(provenance.get("hr_crop_px", PAPER_HR_CROP_PX))

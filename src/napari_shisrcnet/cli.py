@@ -31,6 +31,25 @@ def _device_lines() -> list[str]:
     return lines
 
 
+def _bundled_model_lines() -> list[str]:
+    """One line per bundled model: what it is and what it was trained for."""
+    from .model.bundled import installed_models
+    from .model.checkpoint import read_checkpoint_info
+
+    lines = ["bundled models (--model NAME; 'default' = default-x2, or --scale's):"]
+    for name, path in installed_models().items():
+        info = read_checkpoint_info(path)
+        trained = info.provenance.get("train_config", {})
+        mpp = info.provenance.get("hr_mpp")
+        lines.append(
+            f"  {name}: x{info.scale}, classes {', '.join(info.class_names)}; LR made by "
+            f"{trained.get('degradation', 'bicubic')}; trained at "
+            f"{f'{mpp:g} µm/px' if mpp else 'an unrecorded pixel size'}; "
+            f"{path.stat().st_size / 1e6:.1f} MB ({path.name})"
+        )
+    return lines
+
+
 def _parameter_lines() -> list[str]:
     from .geometry import SUPPORTED_SCALES
     from .model import SKNetFPNClassifier, SRMFENet
@@ -55,7 +74,7 @@ def run_info(args: argparse.Namespace) -> int:
     for line in _device_lines():
         print(line)
     if args.models:
-        for line in _parameter_lines():
+        for line in [*_bundled_model_lines(), *_parameter_lines()]:
             print(line)
     return 0
 
@@ -110,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="print versions, devices and GPU memory")
     info.add_argument(
-        "--models", action="store_true", help="also print the parameter counts of the networks"
+        "--models",
+        action="store_true",
+        help="also list the bundled models and the networks' parameter counts",
     )
     info.set_defaults(handler=run_info)
     _add_demo(commands)

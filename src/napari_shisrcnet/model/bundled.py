@@ -7,7 +7,12 @@ from importlib import resources
 from pathlib import Path
 
 #: Name accepted by ``load_model`` / ``--model`` -> file in ``napari_shisrcnet/weights``.
-BUNDLED_WEIGHTS = {"default": "shisrcnet-x2-binary.safetensors"}
+#: "default" is the x2 model, or the bundled model of the scale asked for.
+BUNDLED_WEIGHTS = {
+    "default": "shisrcnet-x2-binary.safetensors",
+    "default-x2": "shisrcnet-x2-binary.safetensors",
+    "default-x4": "shisrcnet-x4-binary.safetensors",
+}
 
 
 class BundledModelMissing(LookupError):
@@ -28,6 +33,22 @@ def bundled_weights_path(name: str) -> Path:
     return path
 
 
-def checkpoint_path(spec: str | os.PathLike) -> Path:
-    """A checkpoint file: a bundled model's by name (``"default"``), else ``spec`` itself."""
-    return bundled_weights_path(str(spec)) if str(spec) in BUNDLED_WEIGHTS else Path(spec)
+def installed_models() -> dict[str, Path]:
+    """The bundled models this installation has, by name (``default-xN``)."""
+    found = {}
+    for name in BUNDLED_WEIGHTS:
+        if name != "default":
+            try:
+                found[name] = bundled_weights_path(name)
+            except BundledModelMissing:
+                continue
+    return found
+
+
+def checkpoint_path(spec: str | os.PathLike, scale: int | None = None) -> Path:
+    """A checkpoint file: a bundled model's by name, else ``spec`` itself. ``"default"``
+    with a ``scale`` is the bundled model of that scale (``default-x4``) when installed."""
+    name = str(spec)
+    if name == "default" and scale is not None and f"default-x{scale}" in installed_models():
+        name = f"default-x{scale}"
+    return bundled_weights_path(name) if name in BUNDLED_WEIGHTS else Path(spec)
