@@ -119,6 +119,21 @@ def test_training_pairs_use_the_chosen_degradation(breakhis_tree):
 def test_an_unknown_degradation_names_the_choices():
     with pytest.raises(ValueError, match="bicubic, scanner, realistic"):
         degradation("gaussian")
+    with pytest.raises(ValueError, match="joined by"):
+        degradation("scanner+scanner")
+
+
+def test_a_mixture_makes_each_pair_with_one_of_its_parts():
+    mixture = degradation("scanner+bicubic")
+    made = [mixture(HR, 2, _rng(seed)) for seed in range(16)]
+    plain = degrade(HR, 2)
+    bicubic_made = [torch.equal(lr, plain) for lr in made]
+    assert 3 <= sum(bicubic_made) <= 13  # both parts are used
+    for seed, lr in enumerate(made):  # and a non-bicubic one is exactly the scanner's
+        if not bicubic_made[seed]:
+            rng = _rng(seed)
+            rng.integers(2)  # the mixture's choice
+            assert torch.equal(lr, scanner(HR, 2, rng))
 
 
 def test_training_records_its_degradation_in_the_checkpoint(tmp_path, breakhis_tree, capsys):
@@ -133,7 +148,9 @@ def test_training_records_its_degradation_in_the_checkpoint(tmp_path, breakhis_t
     assert info.provenance["train_config"]["degradation"] == "realistic"
     bad = ["train", str(breakhis_tree), "--out", str(tmp_path / "x"), *common]
     assert main([*bad, "--degradation", "blurry"]) == 2
-    assert "degradation must be one of bicubic, scanner, realistic" in capsys.readouterr().err
+    assert "degradation must be one of bicubic, scanner, realistic or a mixture" in (
+        capsys.readouterr().err
+    )
     assert not (tmp_path / "x").exists()
 
 

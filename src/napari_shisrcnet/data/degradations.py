@@ -11,6 +11,9 @@
   noise, JPEG at a random quality, and a small per-channel colour gain (scanner white
   balance). Ranges are Real-ESRGAN's, the blur widths scaled by the factor.
 
+Names joined by ``+`` (``scanner+bicubic``) are a mixture: each pair is made by one of
+them, chosen uniformly by the same seeded generator.
+
 Every function takes a (3, H, W) float tensor in [0, 1] and a numpy Generator and returns
 the 8-bit-quantised LR tensor; the same generator state gives the same LR.
 """
@@ -121,9 +124,27 @@ DEGRADATION_FUNCTIONS: dict[str, Degradation] = {
 
 
 def degradation(name: str) -> Degradation:
-    try:
-        return DEGRADATION_FUNCTIONS[name]
-    except KeyError:
+    """The degradation called ``name``, or the uniform mixture of ``a+b``."""
+    parts = name.split("+")
+    unknown = [part for part in parts if part not in DEGRADATION_FUNCTIONS]
+    if unknown or len(set(parts)) != len(parts):
         raise ValueError(
-            f"unknown degradation '{name}'; choose one of {', '.join(DEGRADATIONS)}"
-        ) from None
+            f"unknown degradation '{name}'; choose one of {', '.join(DEGRADATIONS)}, or "
+            "several joined by '+' (a mixture)"
+        )
+    if len(parts) == 1:
+        return DEGRADATION_FUNCTIONS[name]
+    functions = [DEGRADATION_FUNCTIONS[part] for part in parts]
+
+    def mixture(hr: torch.Tensor, scale: int, rng: np.random.Generator) -> torch.Tensor:
+        return functions[int(rng.integers(len(functions)))](hr, scale, rng)
+
+    return mixture
+
+
+def is_degradation(name: str) -> bool:
+    try:
+        degradation(name)
+    except ValueError:
+        return False
+    return True

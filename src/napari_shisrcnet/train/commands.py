@@ -27,7 +27,8 @@ _TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
         "degradation",
         str,
         "how LR is made from HR: bicubic (the paper's), scanner (box averaging + JPEG, as "
-        "a slide pyramid) or realistic (random blur, resize, noise, JPEG; docs/training.md)",
+        "a slide pyramid), realistic (random blur, resize, noise, JPEG), or a mixture such "
+        "as scanner+bicubic (each pair made by one of them; docs/training.md)",
     ),
     "--lr": ("lr", float, "Adam learning rate"),
     "--lr-decay-every": (

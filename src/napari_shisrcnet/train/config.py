@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-from ..data.degradations import DEGRADATIONS
+from ..data.degradations import DEGRADATIONS, is_degradation
 from ..model import LossConfig, SHISRCNetConfig
 
 STAGES = ("joint", "sr", "classifier")
@@ -29,7 +29,8 @@ class TrainConfig:
     max_steps: int | None = None
     batch_size: int = 8
     hr_crop_px: int = 384
-    # How LR is made from HR: bicubic (the paper's), scanner or realistic (data/degradations).
+    # How LR is made from HR: bicubic (the paper's), scanner, realistic, or a mixture such as
+    # scanner+bicubic (data/degradations).
     degradation: str = "bicubic"
     lr: float = 1e-3
     lr_decay: float = 0.9
@@ -76,9 +77,10 @@ class TrainConfig:
             raise ValueError(f"split must be 'patient' or 'leaky', got '{self.split}'")
         if self.test_fraction is not None and not 0 <= self.test_fraction < 1:
             raise ValueError(f"test fraction must be in [0, 1), got {self.test_fraction}")
-        if self.degradation not in DEGRADATIONS:
+        if not is_degradation(self.degradation):
             raise ValueError(
-                f"degradation must be one of {', '.join(DEGRADATIONS)}, got '{self.degradation}'"
+                f"degradation must be one of {', '.join(DEGRADATIONS)} or a mixture such as "
+                f"scanner+bicubic, got '{self.degradation}'"
             )
         if self.class_balance not in ("none", "loss", "sampler"):
             raise ValueError(
