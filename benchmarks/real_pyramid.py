@@ -1,6 +1,8 @@
-"""x2 SR on a scanner-made pyramid level of the bundled real scan, per checkpoint.
+"""SR on a scanner-made pyramid level of the bundled real scan, per checkpoint.
 
     python benchmarks/real_pyramid.py --checkpoints default > docs/real-pyramid-cpu.json
+    python benchmarks/real_pyramid.py --factor 4 --checkpoints default-x4 \
+        > docs/real-pyramid-x4-cpu.json
 
 The bundled CMU-1-Small-Region.svs (real Aperio H&E, JPEG Q 30) gets a level 1 made like
 its own tiles (box average by 2, JPEG Q 30; ``io/scanner_pyramid.py``), then each
@@ -29,12 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", default="default", help="comma-separated")
     parser.add_argument("--quality", type=int, default=30, help="JPEG quality of level 1")
+    parser.add_argument("--factor", type=int, default=2, help="level 1 = level 0 / factor")
     parser.add_argument("--regions", type=int, default=8)
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp())
     level0 = tifffile.imread(CMU_SMALL_REGION, key=0)
     pyramid = write_scanner_pyramid(
-        level0, folder / "cmu-scanner.tif", quality=args.quality, mpp=0.499
+        level0, folder / "cmu-scanner.tif", factor=args.factor, quality=args.quality, mpp=0.499
     )
     report: dict = {
         "slide": f"{CMU_SMALL_REGION.name} + scanner-made level 1 (box /2, JPEG Q {args.quality})",
