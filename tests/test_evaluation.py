@@ -145,3 +145,15 @@ def test_a_loaded_model_is_unchanged_by_the_record(trained):
     _, checkpoint = trained
     model, info = load_checkpoint(checkpoint)
     assert isinstance(model, SHISRCNet) and info.provenance["split"]["kind"] == "patient"
+
+
+def test_evaluate_can_make_lr_with_another_degradation(trained, breakhis_tree, tmp_path):
+    _, checkpoint = trained
+    files = {}
+    for name in ("bicubic", "scanner"):
+        files[name] = tmp_path / f"{name}.json"
+        flags = ["--degradation", name, "--json", str(files[name])]
+        assert _evaluate(breakhis_tree, checkpoint, *flags) == 0
+    bicubic, scanner = (json.loads(f.read_text()) for f in files.values())
+    assert bicubic["degradation"] == "bicubic" and scanner["degradation"] == "scanner"
+    assert bicubic["psnr_bicubic"] != scanner["psnr_bicubic"]  # other LR, other baseline

@@ -145,6 +145,11 @@ def add_commands(commands) -> None:
         "--out", type=Path, help="report folder (default: beside --json, else ./eval-SPLIT)"
     )
     evaluate.add_argument("--json", type=Path, help="also write the JSON report here")
+    evaluate.add_argument(
+        "--degradation",
+        help="how LR is made from the images (default: the checkpoint's training degradation; "
+        "bicubic: the paper's, for comparison with it)",
+    )
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(handler=_run_evaluate)
     from .pyramid_command import add_command as add_pyramid_command

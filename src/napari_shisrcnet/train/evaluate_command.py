@@ -113,6 +113,8 @@ def run_evaluate(args) -> int:
     model, info = load_checkpoint(path)
     trained = info.provenance.get("train_config")
     config = TrainConfig.from_dict(trained) if trained else TrainConfig(scale=info.scale or 2)
+    if getattr(args, "degradation", None):
+        config = replace(config, degradation=args.degradation)
     records = index_dataset(args.data_root, config.magnification)
     stored = SplitRecord.from_provenance(info.provenance)
     indices = evaluated_indices(args.split, stored, records, path)
@@ -135,7 +137,7 @@ def run_evaluate(args) -> int:
         with_figures=True,
         intervals=True,
     )
-    extra: dict = {"checkpoint": str(path), "split": args.split}
+    extra: dict = {"checkpoint": str(path), "split": args.split, "degradation": config.degradation}
     if refusal:
         extra.update(includes_seen=True, seen_images=n_seen, seen_reason=refusal)
     if stored is not None and stored.data_fingerprint != data_fingerprint(records, args.data_root):
