@@ -16,12 +16,13 @@
 #   2. x2 joint model composed of stage 1's SR module and the starting classifier (no
 #      training: validated and saved as it is);
 #   3. x2 joint fine-tune of the whole SHISRCNet with the paper's loss (0.6 L1 + 0.3 focal
-#      + 0.1 NT-Xent);
+#      + 0.1 NT-Xent); of stages 2 and 3, the one with the better validation score goes on
+#      (the joint one on a tie);
 #   4. x4 SR module started from stage 1's (all but the extra upsampling stage), trained on
 #      x4 LR made by the same degradation;
-#   5. x4 joint model composed of stage 4's SR module and stage 3's classifier;
-#   6. x4 joint fine-tune, as stage 3;
-#   7. bundling (fp16) into src/napari_shisrcnet/weights.
+#   5. x4 joint model composed of stage 4's SR module and the chosen x2 model's classifier;
+#   6. x4 joint fine-tune, as stage 3, and the same choice;
+#   7. bundling (fp16) of the two chosen models into src/napari_shisrcnet/weights.
 set -euo pipefail
 
 DATA=${1:?usage: bash scripts/train_default.sh BREAKHIS_ROOT [RUNS_DIR]}
@@ -44,6 +45,19 @@ COMMON=(
 )
 mkdir -p "$RUNS"
 
+better() {  # the run of two with the higher best validation score (the first on a tie)
+  python - "$1" "$2" <<'PY'
+import json, sys
+
+def best(run):
+    rows = json.load(open(f"{run}/metrics.json"))
+    return max(row["val_score"] for row in rows if "val_score" in row)
+
+first, second = sys.argv[1:]
+print(first if best(first) >= best(second) else second)
+PY
+}
+
 # 0. starting point
 git show "$START_COMMIT:src/napari_shisrcnet/weights/shisrcnet-x2-binary.safetensors" \
   > "$RUNS/start-x2.safetensors"
@@ -63,14 +77,17 @@ git show "$START_COMMIT:src/napari_shisrcnet/weights/shisrcnet-x2-binary.safeten
   --init "$RUNS/x2-composed/best.safetensors" --lr 5e-5 --max-steps 120 --val-every 2 \
   --out "$RUNS/x2-joint"
 
+X2=$(better "$RUNS/x2-joint" "$RUNS/x2-composed")
+echo "x2 model: $X2"
+
 # 4. x4 SR module from the x2 one
 "${SHISRCNET[@]}" train "$DATA" "${COMMON[@]}" --stage sr --scale 4 \
   --init "$RUNS/x2-sr/best.safetensors" --lr 5e-4 --max-steps 900 --val-every 6 \
   --out "$RUNS/x4-sr"
 
-# 5. x4 composed: stage 3's classifier (and SR body), stage 4's SR module
+# 5. x4 composed: the chosen x2 model's classifier (and SR body), stage 4's SR module
 "${SHISRCNET[@]}" train "$DATA" "${COMMON[@]}" --scale 4 \
-  --init "$RUNS/x2-joint/best.safetensors" --init "$RUNS/x4-sr/best.safetensors" \
+  --init "$X2/best.safetensors" --init "$RUNS/x4-sr/best.safetensors" \
   --max-steps 0 --out "$RUNS/x4-composed"
 
 # 6. x4 joint fine-tune with the paper's loss
@@ -78,7 +95,10 @@ git show "$START_COMMIT:src/napari_shisrcnet/weights/shisrcnet-x2-binary.safeten
   --init "$RUNS/x4-composed/best.safetensors" --lr 5e-5 --max-steps 120 --val-every 2 \
   --out "$RUNS/x4-joint"
 
+X4=$(better "$RUNS/x4-joint" "$RUNS/x4-composed")
+echo "x4 model: $X4"
+
 # 7. bundle
 NOTE="scripts/train_default.sh on 2 CPU cores (torch $(python -c 'import torch; print(torch.__version__)'))"
-python scripts/bundle_default.py "$RUNS/x2-joint/best.safetensors" --name default-x2 --note "$NOTE"
-python scripts/bundle_default.py "$RUNS/x4-joint/best.safetensors" --name default-x4 --note "$NOTE"
+python scripts/bundle_default.py "$X2/best.safetensors" --name default-x2 --note "$NOTE, $(basename "$X2")"
+python scripts/bundle_default.py "$X4/best.safetensors" --name default-x4 --note "$NOTE, $(basename "$X4")"
