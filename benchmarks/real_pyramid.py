@@ -1,7 +1,7 @@
 """SR on a scanner-made pyramid level of the bundled real scan, per checkpoint.
 
     python benchmarks/real_pyramid.py --checkpoints default > docs/real-pyramid-cpu.json
-    python benchmarks/real_pyramid.py --factor 4 --checkpoints default-x4 \
+    python benchmarks/real_pyramid.py --factor 4 --region-px 128 --checkpoints default-x4 \
         > docs/real-pyramid-x4-cpu.json
 
 The bundled CMU-1-Small-Region.svs (real Aperio H&E, JPEG Q 30) gets a level 1 made like
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quality", type=int, default=30, help="JPEG quality of level 1")
     parser.add_argument("--factor", type=int, default=2, help="level 1 = level 0 / factor")
     parser.add_argument("--regions", type=int, default=8)
+    parser.add_argument("--region-px", type=int, default=256, help="LR region side")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp())
     level0 = tifffile.imread(CMU_SMALL_REGION, key=0)
@@ -40,12 +41,14 @@ def main(argv: list[str] | None = None) -> int:
         level0, folder / "cmu-scanner.tif", factor=args.factor, quality=args.quality, mpp=0.499
     )
     report: dict = {
-        "slide": f"{CMU_SMALL_REGION.name} + scanner-made level 1 (box /2, JPEG Q {args.quality})",
+        "slide": f"{CMU_SMALL_REGION.name} + scanner-made level 1 "
+        f"(box /{args.factor}, JPEG Q {args.quality})",
         "checkpoints": {},
     }
     for name in args.checkpoints.split(","):
         out = folder / f"{Path(name).stem}.json"
         command = ["evaluate-pyramid", str(pyramid), "--checkpoint", name, "--json", str(out)]
+        command += ["--scale", str(args.factor), "--region-px", str(args.region_px)]
         with contextlib.redirect_stdout(sys.stderr):  # the table; stdout is the JSON
             if cli([*command, "--regions", str(args.regions)]) != 0:
                 return 1

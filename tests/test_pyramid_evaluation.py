@@ -91,3 +91,12 @@ def test_levels_that_do_not_fit_the_scale_and_single_level_slides_are_refused(
     assert main(["evaluate-pyramid", str(CMU_SMALL_REGION), "--checkpoint", "bicubic"]) == 2
     assert "has 1 pyramid level(s)" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_bicubic_takes_the_scale_asked_for(tmp_path):
+    pyramid = write_scanner_pyramid(IHC, tmp_path / "four.tif", factor=4)
+    report_file = tmp_path / "r.json"
+    args = ["evaluate-pyramid", str(pyramid), "--checkpoint", "bicubic", "--scale", "4"]
+    assert main([*args, "--regions", "2", "--region-px", "32", "--json", str(report_file)]) == 0
+    report = json.loads(report_file.read_text())
+    assert report["scale"] == 4 and report["reference_block_mean"] == 1

@@ -34,6 +34,9 @@ def add_command(commands) -> None:
         "--checkpoint", default="default", help="a .safetensors file, 'default' or 'bicubic'"
     )
     parser.add_argument("--level", type=int, default=0, help="reference level L (default 0)")
+    parser.add_argument(
+        "--scale", type=int, help="bicubic's factor (default 2); a checkpoint has its own"
+    )
     parser.add_argument("--regions", type=int, default=8, help="tissue regions (default 8)")
     parser.add_argument("--region-px", type=int, default=256, help="LR region side (default 256)")
     parser.add_argument("--seed", type=int, default=0, help="which tissue regions (seeded)")
@@ -42,23 +45,22 @@ def add_command(commands) -> None:
     parser.set_defaults(handler=run_evaluate_pyramid)
 
 
-def _model(name: str):
-    """(model or None for bicubic, scale or None, checkpoint path or 'bicubic')."""
+def _model(name: str, scale: int | None):
+    """(model or None for bicubic, its scale, checkpoint path or 'bicubic')."""
     if name == "bicubic":
-        return None, None, "bicubic"
+        return None, scale or 2, "bicubic"
     from ..model import load_checkpoint
     from ..model.bundled import checkpoint_path
 
-    path = checkpoint_path(name)
-    model, info = load_checkpoint(path)
-    return model.float(), info.scale, str(path)
+    path = checkpoint_path(name, scale)  # "default" with --scale 4: the x4 bundled model
+    model, info = load_checkpoint(path, expected_scale=scale)
+    return model.float(), info.scale or 2, str(path)
 
 
 def run_evaluate_pyramid(args) -> int:
     from ..io.slides import open_slide
 
-    model, scale, checkpoint = _model(args.checkpoint)
-    scale = scale or 2
+    model, scale, checkpoint = _model(args.checkpoint, args.scale)
     slide = open_slide(args.slide)
     levels, downsamples = slide.levels, slide.metadata.level_downsamples
     if not 0 <= args.level < len(levels) - 1:
