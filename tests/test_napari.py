@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import CMU_SVS, needs_cmu_svs
+from napari_shisrcnet.model import load_checkpoint
 from napari_shisrcnet.napari.reader import get_reader
 from napari_shisrcnet.napari.widgets.choices import CHECKPOINT_CHOICE
 from napari_shisrcnet.napari.widgets.classify import ClassifyTilesWidget
@@ -210,9 +211,12 @@ def test_train_widget_trains_plots_and_hands_over_the_model(
     viewer = make_napari_viewer()
     classify = ClassifyTilesWidget(viewer)
     widget = _train_widget(viewer, breakhis_tree, tmp_path)
+    widget.degradation.value, widget.class_balance.value = "scanner+bicubic", "loss"
     widget.synchronous = True
     widget.start()
     assert widget.status.value == "done" and (tmp_path / "best.safetensors").exists()
+    trained = load_checkpoint(tmp_path / "best.safetensors")[1].provenance["train_config"]
+    assert trained["degradation"] == "scanner+bicubic" and trained["class_balance"] == "loss"
     assert widget.plot.losses and widget.plot.epochs == [1]
     assert widget.epoch_bar.value == 1
     widget.use_model()

@@ -32,6 +32,8 @@ from ..model_handover import MODEL_HANDOVER
 from .choices import device_choices
 from .scrolling import ScrollsInDock
 
+#: The degradations the widget offers (any mixture works from the command line).
+DEGRADATION_CHOICES = ("bicubic", "scanner", "realistic", "scanner+bicubic")
 #: The loss plot never shrinks below this (two axes with labels stay legible).
 MIN_PLOT_HEIGHT_PX = 260
 
@@ -114,6 +116,16 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
         self.classifier_width = FloatSpinBox(
             label="classifier width", min=0.05, max=2.0, step=0.05, value=defaults.classifier_width
         )
+        self.degradation = ComboBox(
+            label="LR made by",
+            choices=list(DEGRADATION_CHOICES),
+            value=defaults.degradation,
+            tooltip="bicubic: the paper's; scanner: like a slide pyramid's levels (box average, "
+            "JPEG); scanner+bicubic: half each, what the bundled models use (docs/training.md)",
+        )
+        self.class_balance = ComboBox(
+            label="class balance", choices=["none", "loss", "sampler"], value=defaults.class_balance
+        )
         self.device = ComboBox(label="device", choices=[("auto", "auto"), *device_choices()])
         return [
             self.data_root,
@@ -129,6 +141,8 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
             self.hr_crop_px,
             self.sr_channels,
             self.classifier_width,
+            self.degradation,
+            self.class_balance,
             self.device,
         ]
 
@@ -170,6 +184,8 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
             hr_crop_px=int(self.hr_crop_px.value),
             sr_channels=int(self.sr_channels.value),
             classifier_width=float(self.classifier_width.value),
+            degradation=self.degradation.value,
+            class_balance=self.class_balance.value,
             device=self.device.value,
         )
 
