@@ -399,6 +399,11 @@ def test_every_dock_scrolls_and_the_train_plot_stays_legible(make_napari_viewer)
         assert isinstance(dock.native, QScrollArea)
     assert max(dock.native.verticalScrollBar().maximum() for dock in docks) > 0
     assert viewer.window._qt_window.height() <= 720
+    # Only the height scrolls: a long line written after a run widens the dock, not cut off.
+    docks[1].summary.value = "malignant: 1234 tiles, 12.345 mm², a long summary line " * 2
+    QApplication.processEvents()
+    form = docks[1].native.widget()
+    assert docks[1].native.width() >= form.minimumSizeHint().width()
 
 
 def test_the_scale_choice_shows_what_the_model_can_do(make_napari_viewer, tiny_checkpoint):

@@ -90,6 +90,7 @@ class JobWidget(ScrollsInDock, RunsJobs, Container):
 
     def __init__(self, viewer: napari.viewer.Viewer, title: str) -> None:
         super().__init__(labels=True, scrollable=True)
+        self._fit_width()
         self.viewer = viewer
         self.runner = JobRunner()
         self._models: dict = {}

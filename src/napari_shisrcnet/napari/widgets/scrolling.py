@@ -4,6 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from qtpy.QtCore import QEvent, QObject
+
+
+class _FitWidth(QObject):
+    """Keeps a scroll area as wide as its form's minimum whenever the form's layout changes
+    (a summary line written after a run would otherwise be cut off on the right)."""
+
+    def __init__(self, area) -> None:
+        super().__init__(area)
+        self.area = area
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:
+            bar = self.area.verticalScrollBar().sizeHint().width()
+            self.area.setMinimumWidth(watched.minimumSizeHint().width() + bar + 4)
+        return False
+
 
 class ScrollsInDock:
     """Mixin for a magicgui ``Container(scrollable=True)`` docked in napari.
@@ -11,7 +28,8 @@ class ScrollsInDock:
     napari docks a magicgui widget's ``.native``; for a scrollable Container that is the form
     *inside* the QScrollArea, so the scroll area is dropped and the dock column grows taller
     than the screen (napari#4579, magicgui#431). Handing napari the scroll area itself keeps
-    it; the form stays reachable as ``native.widget()``.
+    it; the form stays reachable as ``native.widget()``. Only the height scrolls: the area
+    keeps the form's width.
     """
 
     root_native_widget: Any
@@ -19,3 +37,8 @@ class ScrollsInDock:
     @property
     def native(self) -> Any:
         return self.root_native_widget
+
+    def _fit_width(self) -> None:
+        """Call once the form is built."""
+        area = self.root_native_widget
+        area.widget().installEventFilter(_FitWidth(area))

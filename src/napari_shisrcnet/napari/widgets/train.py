@@ -85,6 +85,7 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True, scrollable=True)  # keeps the plot legible
+        self._fit_width()
         self.viewer = viewer
         self.runner = JobRunner(
             cancelled_message="stopped; press Resume to continue (a resumable checkpoint was saved)"
