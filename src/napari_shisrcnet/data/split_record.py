@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .breakhis import ImageRecord
@@ -27,6 +27,24 @@ def data_fingerprint(records: Sequence[ImageRecord], root: str | Path) -> str:
     renamed or missing file changes it)."""
     names = sorted(str(Path(r.path).relative_to(root)) for r in records)
     return hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+
+def inherited(
+    parents: Iterable[tuple[str, SplitRecord | None]],
+) -> tuple[set[str], set[str], list[str]]:
+    """What ``parents`` ((name, stored record or None)) have seen: patients, images, and
+    the names of ancestors that record no split."""
+    patients: set[str] = set()
+    images: set[str] = set()
+    unrecorded: list[str] = []
+    for name, parent in parents:
+        if parent is None:
+            unrecorded.append(name)
+            continue
+        patients |= set(parent.seen_patients)
+        images |= set(parent.seen_images)
+        unrecorded += parent.unrecorded_parents
+    return patients, images, unrecorded
 
 
 @dataclass(frozen=True)
@@ -55,16 +73,11 @@ class SplitRecord:
         by_name = {name: [records[i] for i in split.named(name)] for name in SPLIT_NAMES}
         patients = {name: sorted({r.patient for r in rs}) for name, rs in by_name.items()}
         own = by_name["train"] + by_name["val"]
-        seen_patients = {r.patient for r in own} if not split.leaky else set()
-        seen_images = {r.path.name for r in own} if split.leaky else set()
-        unrecorded = []
-        for name, parent in parents:
-            if parent is None:
-                unrecorded.append(name)
-                continue
-            seen_patients |= set(parent.seen_patients)
-            seen_images |= set(parent.seen_images)
-            unrecorded += parent.unrecorded_parents
+        seen_patients, seen_images, unrecorded = inherited(parents)
+        if split.leaky:
+            seen_images |= {r.path.name for r in own}
+        else:
+            seen_patients |= {r.patient for r in own}
         images = None
         if split.leaky:
             images = {name: sorted(r.path.name for r in rs) for name, rs in by_name.items()}
@@ -79,15 +92,7 @@ class SplitRecord:
         )
 
     def to_dict(self) -> dict:
-        return {
-            "kind": self.kind,
-            "patients": self.patients,
-            "images": self.images,
-            "seen_patients": self.seen_patients,
-            "seen_images": self.seen_images,
-            "data_fingerprint": self.data_fingerprint,
-            "unrecorded_parents": self.unrecorded_parents,
-        }
+        return asdict(self)
 
     @classmethod
     def from_provenance(cls, provenance: dict) -> SplitRecord | None:
@@ -95,14 +100,9 @@ class SplitRecord:
         stored = provenance.get(PROVENANCE_KEY)
         if not isinstance(stored, dict) or "seen_patients" not in stored:
             return None
+        optional: dict = {"images": None, "seen_images": []}
         return cls(
-            stored["kind"],
-            stored["patients"],
-            stored.get("images"),
-            stored["seen_patients"],
-            stored.get("seen_images", []),
-            stored["data_fingerprint"],
-            stored.get("unrecorded_parents", []),
+            **{**optional, **{f.name: stored[f.name] for f in fields(cls) if f.name in stored}}
         )
 
     def select(self, records: Sequence[ImageRecord], name: str) -> list[int]:

@@ -54,12 +54,11 @@ def _tile_batch(image: torch.Tensor, tile_px: int) -> torch.Tensor:
     )
 
 
-def _pair(record: ImageRecord, index: int, config) -> tuple[torch.Tensor, torch.Tensor]:
+def _pair(record: ImageRecord, index: int, config, make_lr) -> tuple[torch.Tensor, torch.Tensor]:
     """(LR, HR) of one evaluation image; the degradation is seeded by the image's index,
     so validation sees the same LR every epoch and on every device."""
     hr = to_tensor(_centre_crop(load_rgb(record.path), config.val_crop_px, config.scale))
-    lr = degradation(config.degradation)(hr, config.scale, np.random.default_rng([index]))
-    return lr, hr
+    return make_lr(hr, config.scale, np.random.default_rng([index])), hr
 
 
 @torch.inference_mode()
@@ -95,8 +94,9 @@ def evaluate_records(
     model = model.to(device).eval()
     qualities, bicubic_qualities, probabilities = [], [], []
     example = None
+    make_lr = degradation(config.degradation)
     for index, record in enumerate(records):
-        lr, hr = (t.to(device) for t in _pair(record, index, config))
+        lr, hr = (t.to(device) for t in _pair(record, index, config, make_lr))
         sr, probs = predict_image(model, lr, hr, config.hr_crop_px, scale)
         if sr is not None:
             as_image = lambda t: t.clamp(0, 1).permute(1, 2, 0).cpu().numpy()  # noqa: E731

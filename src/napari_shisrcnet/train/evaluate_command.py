@@ -126,12 +126,13 @@ def run_evaluate(args) -> int:
             "on data it never saw, or report anyway, labelled as seen",
             "include_seen",
         )
+    class_names = class_names_for(records, config.classes)
     labels = labels_for(records, config.classes)[indices]
     metrics = evaluate_records(
         model,
         chosen,
         labels,
-        class_names_for(records, config.classes),
+        class_names,
         replace(config, val_crop_px=None),
         resolve_device(args.device),
         with_figures=True,
@@ -143,9 +144,7 @@ def run_evaluate(args) -> int:
     if stored is not None and stored.data_fingerprint != data_fingerprint(records, args.data_root):
         extra["data_note"] = "data folder differs from the training index; split by patient id"
     out = report_folder(args)
-    report = write_report(
-        metrics, out, class_names_for(records, config.classes), config.scale, extra
-    )
+    report = write_report(metrics, out, class_names, config.scale, extra)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=_jsonable))
     print(f"{args.split}: {headline(report)} -> {out}")

@@ -27,7 +27,7 @@ from ..engine.tissue import tissue_fractions
 from ..errors import OptionError
 from ..geometry import Region, block_mean
 from ..model import SHISRCNet, SRMFENet, bicubic_upsample
-from .metrics import image_quality
+from .metrics import image_quality, patient_bootstrap
 
 MIN_TISSUE = 0.5  # share of a candidate region that must be tissue
 RATIO_TOLERANCE = 0.02  # real level sizes are floored/ceiled: 2967 / 1483 = 2.0007
@@ -133,11 +133,10 @@ def summarise(rows: list[dict], seed: int = 0) -> dict:
     gains = np.array([row["psnr"] - row["psnr_bicubic"] for row in rows])
     summary["psnr_gain"] = float(gains.mean())
     summary["psnr_y_gain"] = float(np.mean([r["psnr_y"] - r["psnr_y_bicubic"] for r in rows]))
-    resamples = np.random.default_rng(seed).integers(0, len(gains), (2000, len(gains)))
-    means = gains[resamples].mean(1)
-    summary["psnr_gain_ci95"] = [
-        float(np.percentile(means, 2.5)),
-        float(np.percentile(means, 97.5)),
+    # Each region is its own group: a bootstrap over regions (train.metrics, seeded).
+    regions = [f"{row['y']},{row['x']}" for row in rows]
+    summary["psnr_gain_ci95"] = patient_bootstrap(regions, psnr_gain={"gain": gains}, seed=seed)[
+        "gain"
     ]
     summary["regions_better_than_bicubic"] = int((gains > 0).sum())
     return summary

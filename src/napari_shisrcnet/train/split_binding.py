@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.breakhis import ImageRecord
-from ..data.split_record import SplitRecord, data_fingerprint
+from ..data.split_record import SplitRecord, data_fingerprint, inherited
 from ..data.splits import Split
 from ..model.bundled import checkpoint_path
 from ..model.checkpoint import read_checkpoint_info
@@ -43,8 +43,7 @@ def bind_split(
     """The split with the parents' seen images moved from test to train, its record, and
     how many test images were moved."""
     parents = parent_records(config)
-    seen_patients = {p for _, parent in parents if parent for p in parent.seen_patients}
-    seen_images = {n for _, parent in parents if parent for n in parent.seen_images}
+    seen_patients, seen_images, _ = inherited(parents)
     moved = np.array(
         [
             i
