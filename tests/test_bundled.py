@@ -65,5 +65,4 @@ def test_bundled_models_are_listed_and_picked_by_scale(capsys):
     assert "default-x4: x4, classes benign, malignant" in out and "0.5 µm/px" in out
     models = installed_models()
     assert checkpoint_path("default", 2) == models["default-x2"] == checkpoint_path("default")
-    if "default-x4" in models:
-        assert checkpoint_path("default", 4) == models["default-x4"]
+    assert checkpoint_path("default", 4) == models["default-x4"]  # both are bundled

@@ -89,8 +89,7 @@ class JobWidget(ScrollsInDock, RunsJobs, Container):
     """Base widget: choose an image, model, device, extent; run with progress; cancel."""
 
     def __init__(self, viewer: napari.viewer.Viewer, title: str) -> None:
-        super().__init__(labels=True, scrollable=True)
-        self._fit_width()
+        super().__init__(labels=True)
         self.viewer = viewer
         self.runner = JobRunner()
         self._models: dict = {}

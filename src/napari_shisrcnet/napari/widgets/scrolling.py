@@ -23,7 +23,7 @@ class _FitWidth(QObject):
 
 
 class ScrollsInDock:
-    """Mixin for a magicgui ``Container(scrollable=True)`` docked in napari.
+    """Mixin that makes a magicgui ``Container`` scrollable when docked in napari.
 
     napari docks a magicgui widget's ``.native``; for a scrollable Container that is the form
     *inside* the QScrollArea, so the scroll area is dropped and the dock column grows taller
@@ -34,11 +34,11 @@ class ScrollsInDock:
 
     root_native_widget: Any
 
+    def __init__(self, **container_options: Any) -> None:
+        super().__init__(scrollable=True, **container_options)  # type: ignore[call-arg]
+        area = self.root_native_widget
+        area.widget().installEventFilter(_FitWidth(area))
+
     @property
     def native(self) -> Any:
         return self.root_native_widget
-
-    def _fit_width(self) -> None:
-        """Call once the form is built."""
-        area = self.root_native_widget
-        area.widget().installEventFilter(_FitWidth(area))

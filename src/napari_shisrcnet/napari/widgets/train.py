@@ -84,8 +84,7 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
     """Train SHISRCNet on a BreaKHis-layout folder (or class sub-folders)."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__(labels=True, scrollable=True)  # keeps the plot legible
-        self._fit_width()
+        super().__init__(labels=True)  # scrolls (ScrollsInDock): keeps the plot legible
         self.viewer = viewer
         self.runner = JobRunner(
             cancelled_message="stopped; press Resume to continue (a resumable checkpoint was saved)"
