@@ -23,8 +23,7 @@ from napari_shisrcnet.data.split_record import SplitRecord, data_fingerprint
 from napari_shisrcnet.model import load_checkpoint, save_checkpoint
 from napari_shisrcnet.model.bundled import BUNDLED_WEIGHTS
 from napari_shisrcnet.train.config import TrainConfig
-from napari_shisrcnet.train.loop import make_split
-from napari_shisrcnet.train.split_binding import split_kind
+from napari_shisrcnet.train.split_binding import make_split, split_kind
 
 
 def rebuilt_split(provenance: dict, data_root: Path) -> dict:

@@ -89,13 +89,17 @@ def load_model(
     provenance = info.provenance or {}
     hr_crop_px = int(provenance.get("hr_crop_px", PAPER_HR_CROP_PX))
     hr_mpp = provenance.get("hr_mpp")  # µm/px of the training HR images, where recorded
+    offsets = info.class_logit_offsets
+    # Results are reused by identity, so a changed decision rule must change it.
+    decided = "" if offsets is None else "+offsets" + ",".join(f"{v:g}" for v in offsets)
     return TileModel(
         model,
         device,
         class_names=info.class_names,
-        identity=f"{info.architecture}:{info.tensors_sha256[:16]}",
+        identity=f"{info.architecture}:{info.tensors_sha256[:16]}{decided}",
         training_tile_px=hr_crop_px // info.scale if info.scale else None,
         lr_mpp=float(hr_mpp) * (info.scale or 1) if hr_mpp else None,
+        class_logit_offsets=offsets,
         compile=compile,
         cuda_graphs=cuda_graphs,
     )

@@ -106,6 +106,7 @@ class TileModel:
         identity: str = "",
         training_tile_px: int | None = None,
         lr_mpp: float | None = None,
+        class_logit_offsets: tuple[float, ...] | None = None,
         compile: bool = False,
         cuda_graphs: bool = False,
     ):
@@ -114,6 +115,13 @@ class TileModel:
         self.identity = identity or type(model).__name__  # what a result signature records
         self.training_tile_px = training_tile_px  # LR field of view the classifier learnt on
         self.lr_mpp = lr_mpp  # µm/px of the LR images it learnt on (None: not recorded)
+        # A decision threshold chosen on validation, as offsets added to the class logits.
+        self.class_logit_offsets = class_logit_offsets
+        self._offsets = (
+            None
+            if class_logit_offsets is None
+            else torch.tensor(class_logit_offsets, dtype=torch.float32, device=self.device)
+        )
         self.model = model.eval().to(self.device)
         if self.device.type != "cpu":
             # Documented in Module.to, but missing from its typed overloads.
@@ -280,8 +288,13 @@ class TileModel:
             tiles,
             self.classify_module,
             lambda output: output.logits_sr,
-            lambda logits: logits.softmax(dim=1),
+            self._probabilities,
         )
+
+    def _probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        if self._offsets is not None:
+            logits = logits.float() + self._offsets
+        return logits.softmax(dim=1)
 
 
 class _Joined(PendingResult):

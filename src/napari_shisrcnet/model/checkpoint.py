@@ -76,6 +76,16 @@ class CheckpointInfo:
     created: str = ""
     tensors_sha256: str = ""
 
+    @property
+    def class_logit_offsets(self) -> tuple[float, ...] | None:
+        """Added to the class logits before the softmax: a decision threshold chosen on
+        validation (``train --decision validation``); None: the paper's argmax."""
+        decision = self.provenance.get("decision") or {}
+        offsets = decision.get("class_logit_offsets")
+        if offsets is None or not any(offsets):
+            return None
+        return tuple(float(v) for v in offsets)
+
 
 def _architecture_name(model: nn.Module) -> str:
     for name, (model_class, _) in ARCHITECTURES.items():

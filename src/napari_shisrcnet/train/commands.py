@@ -82,6 +82,19 @@ _TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
         "none (the paper's), loss (focal loss weighted by inverse class frequency) or "
         "sampler (classes drawn equally often)",
     ),
+    "--stain-jitter": (
+        "stain_jitter",
+        float,
+        "HED stain augmentation strength s: each stain's density scaled by up to 1 +- s "
+        "and shifted by up to s/2 (0: off)",
+    ),
+    "--decision": (
+        "decision",
+        str,
+        "argmax (the paper's) or validation: the benign/malignant threshold that balances "
+        "the classes on the validation images, stored in the checkpoint and used wherever "
+        "it classifies",
+    ),
     "--patience": (
         "early_stopping_patience",
         int,
@@ -210,6 +223,8 @@ def _validation_line(metrics: dict) -> str:
             f"val acc {metrics['accuracy_image']:.3f} "
             f"(balanced {metrics['balanced_accuracy_image']:.3f})"
         )
+    if "decision_offset" in metrics:
+        parts.append(f"malignant logit {metrics['decision_offset']:+.2f} (chosen on validation)")
     if "val_seconds" in metrics:
         parts.append(f"{metrics['seconds']:.0f} s ({metrics['val_seconds']:.0f} s validating)")
     elif "seconds" in metrics:
@@ -293,7 +308,7 @@ def _evaluate_fold(trainer, out: Path) -> dict:
     from .evaluate_command import headline
     from .report import write_report
 
-    model, _ = load_checkpoint(out / "best.safetensors")
+    model, info = load_checkpoint(out / "best.safetensors")
     indices = trainer.split.test
     metrics = evaluate_records(
         model,
@@ -304,6 +319,7 @@ def _evaluate_fold(trainer, out: Path) -> dict:
         trainer.device,
         with_figures=True,
         intervals=True,
+        class_logit_offsets=info.class_logit_offsets,
     )
     report = write_report(
         metrics,

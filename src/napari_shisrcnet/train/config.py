@@ -64,6 +64,12 @@ class TrainConfig:
     val_crop_px: int | None = None  # centre crop of validation images (None: whole image)
     val_every: int = 1  # validate every N epochs (and after the last)
     class_balance: str = "none"  # or "loss" / "sampler" (train/class_balance.py)
+    # HED stain augmentation (Tellez et al. 2019): each stain's optical density scaled by a
+    # factor in [1 - s, 1 + s] and shifted by up to s / 2.
+    stain_jitter: float = 0.1
+    # argmax (the paper's) or validation: a binary decision threshold chosen on the
+    # validation images, stored as class logit offsets (train/decision.py).
+    decision: str = "argmax"
     early_stopping_patience: int | None = 20
     seed: int = 0
     workers: int = 0
@@ -86,6 +92,15 @@ class TrainConfig:
             raise ValueError(
                 f"class balance must be none, loss or sampler, got '{self.class_balance}'"
             )
+        if self.decision not in ("argmax", "validation"):
+            raise ValueError(f"decision must be argmax or validation, got '{self.decision}'")
+        if self.decision == "validation" and (self.stage == "sr" or self.classes != "binary"):
+            raise ValueError(
+                "a decision threshold chosen on validation needs a binary classifier "
+                "(--classes binary, stage joint or classifier)"
+            )
+        if not 0 <= self.stain_jitter < 1:
+            raise ValueError(f"stain jitter must be in [0, 1), got {self.stain_jitter}")
         if self.val_every < 1:
             raise ValueError(f"val_every must be at least 1, got {self.val_every}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:

@@ -4,7 +4,8 @@ Per image: HR (cropped to a multiple of the scale; optionally a centre crop) ->
 LR by the training degradation -> SR of the whole LR image and bicubic of the same
 LR. Classification is done the way the slide engine does it: the image is cut into
 tiles of the training field of view (last row/column shifted inward), each tile is
-classified, and the image probability is the mean over its tiles.
+classified, and the image probability is the mean over its tiles (of softmax(logits +
+the checkpoint's class logit offsets), where a decision rule was chosen on validation).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..data.pairs import load_rgb, to_tensor
 from ..engine.tiling import TileGrid
 from ..geometry import Region
 from ..model import SHISRCNet, SKNetFPNClassifier, SRMFENet, bicubic_upsample
+from .decision import choose_logit_offset, decided_probabilities, shifted_probabilities
 from .metrics import classification_report, image_quality, patient_bootstrap
 
 #: A 1 dB PSNR gain over bicubic weighs like 5 points of balanced accuracy in joint training.
@@ -63,17 +65,16 @@ def _pair(record: ImageRecord, index: int, config, make_lr) -> tuple[torch.Tenso
 
 @torch.inference_mode()
 def predict_image(model, lr: torch.Tensor, hr: torch.Tensor, hr_tile_px: int, scale: int):
-    """(SR image or None, class probabilities or None) for one (3, h, w) LR image."""
-    sr = probabilities = None
+    """(SR image or None, (tiles, classes) logits or None) for one (3, h, w) LR image."""
+    sr = tile_logits = None
     if isinstance(model, SHISRCNet | SRMFENet):
         sr_module = model.sr_module if isinstance(model, SHISRCNet) else model
         sr = sr_module(lr[None])[0]
     if isinstance(model, SHISRCNet):
-        tiles = _tile_batch(lr, hr_tile_px // scale)
-        probabilities = model(tiles).logits_sr.softmax(1).mean(0)
+        tile_logits = model(_tile_batch(lr, hr_tile_px // scale)).logits_sr
     elif isinstance(model, SKNetFPNClassifier):  # the "CF module only" baseline sees HR
-        probabilities = model(_tile_batch(hr, hr_tile_px)).logits.softmax(1).mean(0)
-    return sr, probabilities
+        tile_logits = model(_tile_batch(hr, hr_tile_px)).logits
+    return sr, tile_logits
 
 
 def evaluate_records(
@@ -86,18 +87,22 @@ def evaluate_records(
     with_figures: bool = False,
     progress: Callable[[int, int], None] | None = None,
     intervals: bool = False,
+    class_logit_offsets: Sequence[float] | None = None,
+    keep_tile_logits: bool = False,
 ) -> dict:
     """Metrics over ``records`` (and, with ``with_figures``, one example image set; with
     ``intervals``, patient-bootstrap 95 % intervals under ``ci95``); ``progress(done,
-    total)`` after each image."""
+    total)`` after each image. ``class_logit_offsets`` (a checkpoint's decision rule) are
+    added to the logits; ``keep_tile_logits`` keeps each image's (tiles, classes) logits
+    under ``_tile_logits`` (to choose a decision rule)."""
     scale = config.scale
     model = model.to(device).eval()
-    qualities, bicubic_qualities, probabilities = [], [], []
+    qualities, bicubic_qualities, probabilities, tile_logits = [], [], [], []
     example = None
     make_lr = degradation(config.degradation)
     for index, record in enumerate(records):
         lr, hr = (t.to(device) for t in _pair(record, index, config, make_lr))
-        sr, probs = predict_image(model, lr, hr, config.hr_crop_px, scale)
+        sr, logits = predict_image(model, lr, hr, config.hr_crop_px, scale)
         if sr is not None:
             as_image = lambda t: t.clamp(0, 1).permute(1, 2, 0).cpu().numpy()  # noqa: E731
             bicubic = bicubic_upsample(lr[None], scale)[0]
@@ -111,21 +116,19 @@ def evaluate_records(
                     "hr": as_image(hr),
                     "name": record.path.name,
                 }
-        if probs is not None:
-            probabilities.append(probs.float().cpu().numpy())
+        if logits is not None:
+            logits = logits.float().cpu()
+            tile_logits.append(logits.numpy())
+            probabilities.append(shifted_probabilities(logits, class_logit_offsets).numpy())
         if progress is not None:
             progress(len(qualities) or len(probabilities), len(records))
     metrics = _mean_qualities(qualities, bicubic_qualities)
     if probabilities:
         metrics.update(
-            classification_report(
-                np.stack(probabilities),
-                labels,
-                [r.patient for r in records],
-                class_names,
-                groups={"magnification": [r.magnification for r in records]},
-            )
+            classification_metrics(np.stack(probabilities), records, labels, class_names)
         )
+    if keep_tile_logits:
+        metrics["_tile_logits"] = tile_logits
     metrics["n_images"] = len(records)
     metrics["n_patients"] = len({r.patient for r in records})
     if intervals:
@@ -134,6 +137,29 @@ def evaluate_records(
         metrics["_example"] = example
         metrics["_probabilities"] = np.stack(probabilities) if probabilities else None
     return metrics
+
+
+def classification_metrics(probabilities: np.ndarray, records, labels, class_names) -> dict:
+    """Image and patient accuracy, recall, confusion matrix, accuracy by magnification."""
+    return classification_report(
+        probabilities,
+        labels,
+        [r.patient for r in records],
+        class_names,
+        groups={"magnification": [r.magnification for r in records]},
+    )
+
+
+def decided_on_validation(metrics: dict, records, labels, class_names) -> tuple[dict, dict]:
+    """(metrics with the decision rule applied, the rule): a threshold chosen on these
+    images (``metrics`` computed with ``keep_tile_logits``), then reported with it."""
+    tile_logits = metrics.pop("_tile_logits")
+    decision = choose_logit_offset(tile_logits, labels)
+    offsets = decision["class_logit_offsets"]
+    probabilities = decided_probabilities(tile_logits, offsets)
+    metrics.update(classification_metrics(probabilities, records, labels, class_names))
+    metrics["decision_offset"] = offsets[1]
+    return metrics, decision
 
 
 def _mean_qualities(qualities: list[dict], bicubic_qualities: list[dict]) -> dict:

@@ -137,8 +137,10 @@ def run_evaluate(args) -> int:
         resolve_device(args.device),
         with_figures=True,
         intervals=True,
+        class_logit_offsets=info.class_logit_offsets,
     )
     extra: dict = {"checkpoint": str(path), "split": args.split, "degradation": config.degradation}
+    extra["class_logit_offsets"] = info.class_logit_offsets  # None: the paper's argmax
     if refusal:
         extra.update(includes_seen=True, seen_images=n_seen, seen_reason=refusal)
     if stored is not None and stored.data_fingerprint != data_fingerprint(records, args.data_root):

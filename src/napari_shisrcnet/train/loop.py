@@ -24,8 +24,7 @@ from torch.utils.data import DataLoader
 from .._version import __version__
 from ..data.breakhis import class_names_for, dataset_mpp, index_dataset, labels_for
 from ..data.degradations import degradation
-from ..data.pairs import PairDataset
-from ..data.splits import Split, leaky_image_split, patient_folds, patient_split
+from ..data.pairs import PairDataset, StainJitter
 from ..engine.inference import resolve_device
 from ..engine.runner import CancelToken, RunCancelled
 from ..errors import OptionError
@@ -33,9 +32,10 @@ from ..model import SHISRCNetLoss, focal_loss, load_checkpoint, save_checkpoint
 from . import ddp
 from .build import build_model, initialise_from, moving_average, with_init_fusion
 from .class_balance import balanced_order, with_class_balance
-from .config import LEAKY_TEST_FRACTION, PATIENT_TEST_FRACTION, TrainConfig
-from .evaluate import evaluate_records, selection_score
-from .split_binding import bind_split
+from .config import TrainConfig
+from .decision import check_decision_classes
+from .evaluate import decided_on_validation, evaluate_records, selection_score
+from .split_binding import bind_split, make_split
 from .state import load_training_state, save_training_state
 
 
@@ -61,20 +61,6 @@ class TrainingStopped(RunCancelled):
     """Raised after a stop request; a resumable checkpoint has been written."""
 
 
-def make_split(config: TrainConfig, labels, patients) -> Split:
-    if config.split == "leaky":
-        test_fraction = config.test_fraction
-        if test_fraction is None:
-            test_fraction = LEAKY_TEST_FRACTION
-        return leaky_image_split(len(labels), test_fraction, config.val_fraction, config.seed)
-    if config.folds > 1:
-        return patient_folds(labels, patients, config.folds, config.val_fraction, config.seed)[
-            config.fold
-        ]
-    test_fraction = PATIENT_TEST_FRACTION if config.test_fraction is None else config.test_fraction
-    return patient_split(labels, patients, config.val_fraction, test_fraction, config.seed)
-
-
 class Trainer:
     """Train on a BreaKHis-layout (or class-folder) dataset into ``out_dir``."""
 
@@ -94,6 +80,7 @@ class Trainer:
         self.hr_mpp = config.train_mpp or dataset_mpp(self.records)
         self.class_names = class_names_for(self.records, config.classes)
         self.labels = labels_for(self.records, config.classes)
+        check_decision_classes(config.decision, self.class_names, self.data_root)
         self.patients = [r.patient for r in self.records]
         self.split, self.split_record, self.moved_from_test = bind_split(
             config, self.records, make_split(config, self.labels, self.patients), self.data_root
@@ -123,6 +110,7 @@ class Trainer:
             seed=config.seed,
             repeats=config.repeats,
             degradation=degradation(config.degradation),
+            stain=StainJitter(config.stain_jitter, config.stain_jitter / 2),
         )
         # JSON, saved with the training state.
         self.counters: dict[str, Any] = {
@@ -132,6 +120,8 @@ class Trainer:
             "best_score": None,
             "best_epoch": None,
             "epochs_without_improvement": 0,
+            # The decision rule chosen at the last validation (--decision validation).
+            "decision": None,
         }
         self.history: list[dict] = []
 
@@ -144,6 +134,7 @@ class Trainer:
             "hr_crop_px": self.config.hr_crop_px,
             "hr_mpp": self.hr_mpp,
             "split": self.split_record.to_dict(),  # what evaluate may report on
+            "decision": self.counters["decision"],  # class logit offsets, if chosen
             "epoch": self.counters["epoch"],
             "step": self.counters["step"],
             "device": str(self.device),
@@ -338,16 +329,22 @@ class Trainer:
         def progress(done: int, total: int) -> None:  # validation takes minutes on a CPU
             self._emit(TrainEvent("validation", epoch, step, batch=done, batches_per_epoch=total))
 
-        return evaluate_records(
+        chooses = self.config.decision == "validation"
+        metrics = evaluate_records(
             self.evaluated_model,
             records,
             labels,
             self.class_names,
             self.config,
             device=self.device,
-            with_figures=False,
             progress=progress,
+            keep_tile_logits=chooses,
         )
+        if chooses:
+            metrics, self.counters["decision"] = decided_on_validation(
+                metrics, records, labels, self.class_names
+            )
+        return metrics
 
     def run(self, resume: bool = False) -> dict:
         """Train until ``epochs``, ``max_steps`` or early stopping; return the last metrics."""

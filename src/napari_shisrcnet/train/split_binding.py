@@ -1,4 +1,4 @@
-"""Bind a training run's split to its checkpoints, parents included.
+"""Make a training run's split and bind it to its checkpoints, parents included.
 
 A run initialised from other checkpoints (``--init``) inherits what they have seen: those
 patients can never be held out for its test, so they are moved to its training side
@@ -14,10 +14,26 @@ import numpy as np
 
 from ..data.breakhis import ImageRecord
 from ..data.split_record import SplitRecord, data_fingerprint, inherited
-from ..data.splits import Split
+from ..data.splits import Split, leaky_image_split, patient_folds, patient_split
 from ..model.bundled import checkpoint_path
 from ..model.checkpoint import read_checkpoint_info
-from .config import TrainConfig
+from .config import LEAKY_TEST_FRACTION, PATIENT_TEST_FRACTION, TrainConfig
+
+
+def make_split(config: TrainConfig, labels, patients) -> Split:
+    """The run's split: the leaky image split, fold ``fold`` of ``folds``, or the seeded
+    patient split."""
+    if config.split == "leaky":
+        test_fraction = config.test_fraction
+        if test_fraction is None:
+            test_fraction = LEAKY_TEST_FRACTION
+        return leaky_image_split(len(labels), test_fraction, config.val_fraction, config.seed)
+    if config.folds > 1:
+        return patient_folds(labels, patients, config.folds, config.val_fraction, config.seed)[
+            config.fold
+        ]
+    test_fraction = PATIENT_TEST_FRACTION if config.test_fraction is None else config.test_fraction
+    return patient_split(labels, patients, config.val_fraction, test_fraction, config.seed)
 
 
 def parent_records(config: TrainConfig) -> list[tuple[str, SplitRecord | None]]:

@@ -1,0 +1,174 @@
+"""Which recipe makes the classifier fair to the smaller class, measured by patient folds.
+
+    python benchmarks/class_balance.py --data ../shared/data/breakhis \
+        > docs/class-balance-cpu.json
+
+BreaKHis has two malignant images per benign one and the bundled classifier leans to
+"malignant". This trains the bundled classifier's recipe (SKNet-26 + FPN at width 0.25 on
+192 px HR crops, EMA 0.99; docs/dev/model-card-2026-11-27.md, stage 2) from scratch with
+each variant, by 5-fold cross-validation over patients, and scores each fold's held-out
+patients with the paper's argmax and with the decision threshold chosen on that fold's
+validation patients (``--decision validation``). Variants: the paper's data as they come,
+focal loss weighted by inverse class frequency (``--class-balance loss``), classes drawn
+equally often (``sampler``) and stronger HED stain augmentation (``--stain-jitter 0.2``).
+
+The bundled model's test patients are left out of every fold (they stay unseen: their one
+evaluation is the model card's), so the folds run over the other patients. Prints JSON:
+per variant and fold the chosen offset and the held-out metrics both ways, their mean and
+sd over folds, and the metrics of all held-out images pooled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_shisrcnet.data.split_record import SplitRecord
+from napari_shisrcnet.model import load_checkpoint, read_checkpoint_info
+from napari_shisrcnet.model.bundled import checkpoint_path
+from napari_shisrcnet.train.config import TrainConfig
+from napari_shisrcnet.train.decision import decided_probabilities
+from napari_shisrcnet.train.evaluate import classification_metrics, evaluate_records
+from napari_shisrcnet.train.loop import Trainer
+
+VARIANTS = {
+    "paper": {},
+    "loss": {"class_balance": "loss"},
+    "sampler": {"class_balance": "sampler"},
+    "stain-0.2": {"stain_jitter": 0.2},
+}
+REPORTED = ("accuracy_image", "balanced_accuracy_image", "accuracy_patient")
+
+
+def without_test_patients(data: Path, folder: Path) -> tuple[Path, list[str]]:
+    """A copy of ``data`` (symbolic links) without the bundled model's test patients."""
+    stored = SplitRecord.from_provenance(
+        read_checkpoint_info(checkpoint_path("default")).provenance
+    )
+    test = stored.patients["test"] if stored else []
+    for image in data.rglob("*.png"):
+        if any(f"-{patient}" in image.name for patient in test):
+            continue
+        target = folder / image.relative_to(data)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(image.resolve(), target)
+    return folder, test
+
+
+def scores(probabilities, records, labels, class_names) -> dict:
+    metrics = classification_metrics(probabilities, records, labels, class_names)
+    recall = metrics["recall_per_class"]
+    return {**{k: metrics[k] for k in REPORTED}, **{f"recall_{k}": v for k, v in recall.items()}}
+
+
+def held_out(trainer: Trainer, checkpoint: Path) -> tuple[dict, list, np.ndarray]:
+    """Both decision rules on the fold's test patients, and the logits to pool."""
+    model, info = load_checkpoint(checkpoint)
+    records = [trainer.records[i] for i in trainer.split.test]
+    labels = trainer.labels[trainer.split.test]
+    config = replace(trainer.config, val_crop_px=None)
+    metrics = evaluate_records(
+        model, records, labels, trainer.class_names, config, keep_tile_logits=True
+    )
+    logits = metrics["_tile_logits"]
+    offsets = info.class_logit_offsets or (0.0, 0.0)
+    fold = {
+        "test_patients": sorted({r.patient for r in records}),
+        "offset": offsets[1],
+        "argmax": scores(
+            decided_probabilities(logits, (0.0, 0.0)), records, labels, trainer.class_names
+        ),
+        "validation": scores(
+            decided_probabilities(logits, offsets), records, labels, trainer.class_names
+        ),
+    }
+    return fold, logits, labels
+
+
+def run_variant(data: Path, out: Path, base: TrainConfig, overrides: dict, folds: int) -> dict:
+    rows, pooled = [], {"argmax": [], "validation": [], "records": [], "labels": []}
+    started = time.perf_counter()
+    for fold in range(folds):
+        config = replace(base, fold=fold, **overrides)
+        trainer = Trainer(data, out / f"fold-{fold}", config)
+        with contextlib.redirect_stdout(sys.stderr):
+            trainer.run()
+        row, logits, labels = held_out(trainer, out / f"fold-{fold}" / "best.safetensors")
+        row["best_epoch"] = trainer.counters["best_epoch"]
+        rows.append(row)
+        offsets = (0.0, row["offset"])
+        pooled["argmax"].append(decided_probabilities(logits, (0.0, 0.0)))
+        pooled["validation"].append(decided_probabilities(logits, offsets))
+        pooled["records"] += [trainer.records[i] for i in trainer.split.test]
+        pooled["labels"].append(labels)
+        print(f"{out.name} fold {fold}: {json.dumps(row)}", file=sys.stderr)
+    labels = np.concatenate(pooled["labels"])
+    summary = {}
+    for rule in ("argmax", "validation"):
+        keys = rows[0][rule]
+        summary[rule] = {
+            "mean": {k: float(np.mean([r[rule][k] for r in rows])) for k in keys},
+            "sd": {k: float(np.std([r[rule][k] for r in rows])) for k in keys},
+            "pooled": scores(
+                np.concatenate(pooled[rule]), pooled["records"], labels, trainer.class_names
+            ),
+        }
+    return {"folds": rows, **summary, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    work = Path(tempfile.mkdtemp())
+    data, excluded = without_test_patients(args.data.resolve(), work / "data")
+    base = TrainConfig(
+        stage="classifier",
+        classes="binary",
+        magnification=100,
+        classifier_width=0.25,
+        hr_crop_px=192,
+        batch_size=16,
+        repeats=4,
+        lr=1e-3,
+        lr_decay_every_epochs=5,
+        ema_decay=0.99,
+        epochs=10_000,
+        max_steps=args.steps,
+        early_stopping_patience=None,
+        folds=args.folds,
+        decision="validation",
+        seed=0,
+        device="cpu",
+    )
+    results = {
+        "benchmark": "class_balance",
+        "recipe": {
+            k: v for k, v in base.to_dict().items() if k not in ("loss", "init_checkpoints")
+        },
+        "excluded_test_patients": excluded,
+        "torch_threads": torch.get_num_threads(),
+        "variants": {},
+    }
+    for name in args.variants.split(","):
+        results["variants"][name] = run_variant(data, work / name, base, VARIANTS[name], args.folds)
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
