@@ -126,6 +126,16 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
         self.class_balance = ComboBox(
             label="class balance", choices=["none", "loss", "sampler"], value=defaults.class_balance
         )
+        self.stain_jitter = FloatSpinBox(
+            label="stain jitter", min=0.0, max=0.5, step=0.05, value=defaults.stain_jitter
+        )
+        self.decision = ComboBox(
+            label="decision",
+            choices=["argmax", "validation"],
+            value=defaults.decision,
+            tooltip="argmax: the paper's; validation: the benign/malignant threshold that "
+            "balances the classes on the validation images, kept with the model",
+        )
         self.device = ComboBox(label="device", choices=[("auto", "auto"), *device_choices()])
         return [
             self.data_root,
@@ -143,6 +153,8 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
             self.classifier_width,
             self.degradation,
             self.class_balance,
+            self.stain_jitter,
+            self.decision,
             self.device,
         ]
 
@@ -186,6 +198,8 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
             classifier_width=float(self.classifier_width.value),
             degradation=self.degradation.value,
             class_balance=self.class_balance.value,
+            stain_jitter=float(self.stain_jitter.value),
+            decision=self.decision.value,
             device=self.device.value,
         )
 
