@@ -41,9 +41,11 @@ def _bundled_model_lines() -> list[str]:
         info = read_checkpoint_info(path)
         trained = info.provenance.get("train_config", {})
         mpp = info.provenance.get("hr_mpp")
+        offsets = info.class_logit_offsets
+        decision = "argmax" if offsets is None else f"logit offsets {offsets} (validation)"
         lines.append(
-            f"  {name}: x{info.scale}, classes {', '.join(info.class_names)}; LR made by "
-            f"{trained.get('degradation', 'bicubic')}; trained at "
+            f"  {name}: x{info.scale}, classes {', '.join(info.class_names)} ({decision}); "
+            f"LR made by {trained.get('degradation', 'bicubic')}; trained at "
             f"{f'{mpp:g} µm/px' if mpp else 'an unrecorded pixel size'}; "
             f"{path.stat().st_size / 1e6:.1f} MB ({path.name})"
         )
