@@ -24,6 +24,12 @@ def default_class_names(num_classes: int) -> tuple[str, ...]:
     return tuple(f"class_{i}" for i in range(num_classes))
 
 
+def positive_class_index(names) -> int:
+    """The class a heatmap shows the probability of: "malignant", else the last class."""
+    names = list(names)
+    return names.index("malignant") if "malignant" in names else len(names) - 1
+
+
 # Okabe-Ito-based, colour-blind safe: benign in greens/blues, malignant in reds/oranges.
 _BINARY_COLORS = {"benign": (0, 158, 115), "malignant": (213, 94, 0)}
 _SUBTYPE_COLORS = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 
-from ..classes import class_colors
+from ..classes import class_colors, positive_class_index
 from ..engine.classification import TileClassification
 from ..geometry import PixelGrid, Region, block_mean
 
@@ -130,7 +130,7 @@ def classification_layers(
 def _heatmap(result: TileClassification, name: str, opacity: float, where: dict, shape_px) -> tuple:
     """The probability of the positive class ("malignant", else the last) per tile."""
     names = result.class_names
-    positive = names.index("malignant") if "malignant" in names else len(names) - 1
+    positive = positive_class_index(names)
     values = np.ascontiguousarray(result.probabilities[..., positive])
     return (
         clipped_tile_pyramid(values, result.grid.tile_px, shape_px),

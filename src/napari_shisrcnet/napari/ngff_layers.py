@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from ..classes import positive_class_index
 from ..geometry import PixelGrid
 from ..io.physical import ngff_physical
 from ..io.zarr_nodes import RESULT_RECORD_KEY, array_at, attributes, group_at, ngff_attributes
@@ -82,7 +83,7 @@ def probability_layer(result: zarr.Group, labels: tuple, name: str) -> tuple | N
     probabilities = array_at(result, "tile_probabilities")
     class_names = labels[1].get("metadata", {}).get("napari_shisrcnet", {}).get("class_names")
     names = class_names or [f"class {i}" for i in range(probabilities.shape[-1])]
-    positive = names.index("malignant") if "malignant" in names else len(names) - 1
+    positive = positive_class_index(names)
     placement = {k: labels[1][k] for k in ("scale", "translate", "units") if k in labels[1]}
     kwargs = {
         "name": f"{name} p({names[positive]})",
