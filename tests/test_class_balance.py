@@ -1,5 +1,7 @@
 """Class balance: inverse-frequency focal weights and a balanced sampler."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -38,3 +40,13 @@ def test_loss_balance_is_recorded_and_the_sampler_trains(tmp_path, breakhis_tree
     Trainer(breakhis_tree, tmp_path / "sampler", sampler).run()
     with pytest.raises(ValueError, match="none, loss or sampler"):
         TrainConfig(class_balance="oversample")
+
+
+def test_stain_jitter_strength_reaches_the_training_pairs(tmp_path, breakhis_tree):
+    config = TrainConfig(epochs=1, max_steps=0, magnification=100, stain_jitter=0.2, **TINY)
+    trainer = Trainer(breakhis_tree, tmp_path / "stain", config)
+    assert (trainer.train_set.stain.scale, trainer.train_set.stain.shift) == (0.2, 0.1)
+    default = Trainer(breakhis_tree, tmp_path / "default", replace(config, stain_jitter=0.1))
+    assert (default.train_set.stain.scale, default.train_set.stain.shift) == (0.1, 0.05)
+    with pytest.raises(ValueError, match="stain jitter"):
+        TrainConfig(stain_jitter=1.5)
