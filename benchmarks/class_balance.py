@@ -16,9 +16,12 @@ validation and test alike, to a tissue region of the bundled CMU-1 scan; and a c
 twice as wide (width 0.5).
 
 The bundled model's test patients are left out of every fold (they stay unseen: their one
-evaluation is the model card's), so the folds run over the other patients. Prints JSON:
-per variant and fold the chosen offset and the held-out metrics both ways, their mean and
-sd over folds, and the metrics of all held-out images pooled.
+evaluation is the model card's), so the folds run over the other patients. Each fold is
+scored twice: with its checkpoint chosen on validation (``best``, what ``train`` keeps) and
+with the fixed budget's last weights (``last``: free of selection on 2-3 validation
+patients). Prints JSON: per variant, checkpoint and fold the chosen offset and the held-out
+metrics under both rules, their mean and sd over folds, the metrics of all held-out images
+pooled, and the pooled ROC AUC (threshold-free).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 
 from napari_shisrcnet.data.split_record import SplitRecord
 from napari_shisrcnet.model import load_checkpoint, read_checkpoint_info
@@ -64,9 +68,9 @@ def without_test_patients(data: Path, folder: Path) -> tuple[Path, list[str]]:
     )
     test = stored.patients["test"] if stored else []
     for image in data.rglob("*.png"):
-        if any(f"-{patient}" in image.name for patient in test):
-            continue
         target = folder / image.relative_to(data)
+        if any(f"-{patient}" in image.name for patient in test) or target.exists():
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(image.resolve(), target)
     return folder, test
@@ -96,8 +100,12 @@ def scores(probabilities, records, labels, class_names) -> dict:
     return {**{k: metrics[k] for k in REPORTED}, **{f"recall_{k}": v for k, v in recall.items()}}
 
 
-def held_out(trainer: Trainer, checkpoint: Path) -> tuple[dict, list, np.ndarray]:
-    """Both decision rules on the fold's test patients, and the logits to pool."""
+RULES = ("argmax", "validation")
+CHECKPOINTS = ("best", "last")  # best on validation, or the fixed budget's last weights
+
+
+def held_out(trainer: Trainer, checkpoint: Path) -> dict:
+    """The fold's test patients under both decision rules, and their logits to pool."""
     model, info = load_checkpoint(checkpoint)
     records = [trainer.records[i] for i in trainer.split.test]
     labels = trainer.labels[trainer.split.test]
@@ -105,50 +113,67 @@ def held_out(trainer: Trainer, checkpoint: Path) -> tuple[dict, list, np.ndarray
     metrics = evaluate_records(
         model, records, labels, trainer.class_names, config, keep_tile_logits=True
     )
-    logits = metrics["_tile_logits"]
-    offsets = info.class_logit_offsets or (0.0, 0.0)
-    fold = {
-        "test_patients": sorted({r.patient for r in records}),
-        "offset": offsets[1],
-        "argmax": scores(
-            decided_probabilities(logits, (0.0, 0.0)), records, labels, trainer.class_names
-        ),
-        "validation": scores(
-            decided_probabilities(logits, offsets), records, labels, trainer.class_names
-        ),
+    offsets = {"argmax": (0.0, 0.0), "validation": info.class_logit_offsets or (0.0, 0.0)}
+    probabilities = {
+        rule: decided_probabilities(metrics["_tile_logits"], offsets[rule]) for rule in RULES
     }
-    return fold, logits, labels
+    return {
+        "offset": offsets["validation"][1],
+        **{
+            rule: scores(probabilities[rule], records, labels, trainer.class_names)
+            for rule in RULES
+        },
+        "_probabilities": probabilities,
+    }
+
+
+def summary(rows: list[dict], pooled: dict, records, labels, class_names) -> dict:
+    result = {}
+    for rule in RULES:
+        keys = rows[0][rule]
+        result[rule] = {
+            "mean": {k: float(np.mean([r[rule][k] for r in rows])) for k in keys},
+            "sd": {k: float(np.std([r[rule][k] for r in rows])) for k in keys},
+            "pooled": scores(np.concatenate(pooled[rule]), records, labels, class_names),
+        }
+    malignant = np.concatenate(pooled["argmax"])[:, 1]
+    result["pooled_roc_auc"] = float(roc_auc_score(labels, malignant))
+    return result
 
 
 def run_variant(data: Path, out: Path, base: TrainConfig, overrides: dict, folds: int) -> dict:
-    rows, pooled = [], {"argmax": [], "validation": [], "records": [], "labels": []}
+    rows: dict = {name: [] for name in CHECKPOINTS}
+    pooled: dict = {name: {rule: [] for rule in RULES} for name in CHECKPOINTS}
+    records, labels = [], []
     started = time.perf_counter()
     for fold in range(folds):
-        config = replace(base, fold=fold, **overrides)
-        trainer = Trainer(data, out / f"fold-{fold}", config)
-        with contextlib.redirect_stdout(sys.stderr):
-            trainer.run()
-        row, logits, labels = held_out(trainer, out / f"fold-{fold}" / "best.safetensors")
-        row["best_epoch"] = trainer.counters["best_epoch"]
-        rows.append(row)
-        offsets = (0.0, row["offset"])
-        pooled["argmax"].append(decided_probabilities(logits, (0.0, 0.0)))
-        pooled["validation"].append(decided_probabilities(logits, offsets))
-        pooled["records"] += [trainer.records[i] for i in trainer.split.test]
-        pooled["labels"].append(labels)
-        print(f"{out.name} fold {fold}: {json.dumps(row)}", file=sys.stderr)
-    labels = np.concatenate(pooled["labels"])
-    summary = {}
-    for rule in ("argmax", "validation"):
-        keys = rows[0][rule]
-        summary[rule] = {
-            "mean": {k: float(np.mean([r[rule][k] for r in rows])) for k in keys},
-            "sd": {k: float(np.std([r[rule][k] for r in rows])) for k in keys},
-            "pooled": scores(
-                np.concatenate(pooled[rule]), pooled["records"], labels, trainer.class_names
-            ),
-        }
-    return {"folds": rows, **summary, "seconds": round(time.perf_counter() - started, 1)}
+        trainer = Trainer(data, out / f"fold-{fold}", replace(base, fold=fold, **overrides))
+        if not (out / f"fold-{fold}" / "last.safetensors").exists():  # else: evaluate again
+            with contextlib.redirect_stdout(sys.stderr):
+                trainer.run()
+        history = json.loads((out / f"fold-{fold}" / "metrics.json").read_text())
+        for name in CHECKPOINTS:
+            row = held_out(trainer, out / f"fold-{fold}" / f"{name}.safetensors")
+            for rule, probabilities in row.pop("_probabilities").items():
+                pooled[name][rule].append(probabilities)
+            best = max(history, key=lambda r: r.get("val_score", -1))["epoch"]
+            row["epoch"] = best if name == "best" else history[-1]["epoch"]
+            row["test_patients"] = sorted({trainer.records[i].patient for i in trainer.split.test})
+            rows[name].append(row)
+            print(f"{out.name} fold {fold} {name}: {json.dumps(row)}", file=sys.stderr)
+        records += [trainer.records[i] for i in trainer.split.test]
+        labels.append(trainer.labels[trainer.split.test])
+    labels = np.concatenate(labels)
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        **{
+            name: {
+                "folds": rows[name],
+                **summary(rows[name], pooled[name], records, labels, trainer.class_names),
+            }
+            for name in CHECKPOINTS
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,9 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument(
+        "--work",
+        type=Path,
+        help="work folder (default: a new temporary one); folds already trained there are "
+        "evaluated again, not retrained",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    work = Path(tempfile.mkdtemp())
+    work = args.work or Path(tempfile.mkdtemp())
     data, excluded = without_test_patients(args.data.resolve(), work / "data")
     base = TrainConfig(
         stage="classifier",
@@ -190,7 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         "variants": {},
     }
     for name in args.variants.split(","):
-        source = stain_normalised(data, work / "macenko-data") if name == "macenko" else data
+        source = data
+        if name == "macenko":
+            source = work / "macenko-data"
+            if not source.exists():
+                stain_normalised(data, source)
         results["variants"][name] = run_variant(
             source, work / name, base, VARIANTS[name], args.folds
         )
