@@ -132,6 +132,20 @@ def test_patient_bootstrap_resamples_patients_not_images():
     assert right["accuracy_image"] == right["accuracy_patient"] == [1.0, 1.0]
 
 
+def test_roc_auc_is_reported_for_two_classes_with_a_patient_interval():
+    # Malignant probabilities 0.6, 0.7 (benign) and 0.65, 0.9 (malignant): of the four
+    # benign/malignant pairs, three are ranked right, so AUC 0.75, though argmax calls all
+    # four malignant (balanced accuracy 0.5).
+    probabilities = np.array([[0.4, 0.6], [0.3, 0.7], [0.35, 0.65], [0.1, 0.9]])
+    labels, patients = [0, 0, 1, 1], ["a", "b", "c", "d"]
+    report = classification_report(probabilities, labels, patients, ("benign", "malignant"))
+    assert report["roc_auc_image"] == 0.75 and report["balanced_accuracy_image"] == 0.5
+    low, high = patient_bootstrap(patients, np.array(labels), probabilities)["roc_auc_image"]
+    assert low <= 0.75 <= high
+    three = np.array([[0.5, 0.3, 0.2]] * 4)
+    assert "roc_auc_image" not in classification_report(three, [0, 1, 2, 2], patients, "abc")
+
+
 def test_a_patient_with_mixed_labels_is_left_out_of_patient_accuracy():
     probabilities = np.array([[0.9, 0.1], [0.9, 0.1], [0.1, 0.9]])
     report = classification_report(

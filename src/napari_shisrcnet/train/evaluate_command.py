@@ -89,6 +89,8 @@ def headline(report: dict) -> str:
             f"{report['accuracy_patient']:.3f}{interval('accuracy_patient')} (patient), "
             f"balanced {report['balanced_accuracy_image']:.3f}; recall {recalls}"
         )
+    if "roc_auc_image" in report:
+        parts.append(f"ROC AUC {report['roc_auc_image']:.3f}{interval('roc_auc_image')}")
     parts.append(f"{report['n_images']} images, {report['n_patients']} patients")
     line = "; ".join(parts)
     return f"{SEEN_LABEL}: {line}" if report.get("includes_seen") else line

@@ -5,7 +5,8 @@ from every side, PSNR and SSIM from scikit-image with ``data_range=1`` (SSIM ove
 colour channels, ``channel_axis=-1``, Gaussian-free 7x7 window: scikit-image's
 default). The Y-channel variant uses ITU-R BT.601 luma of the same images.
 Classification: image-level and patient-level accuracy (a patient's score is the mean
-of its images' probabilities), balanced accuracy, per-class recall, confusion matrix. A
+of its images' probabilities), balanced accuracy, per-class recall, confusion matrix, and
+for two classes the image-level ROC AUC of the second class's probability. A
 patient whose images carry different labels has no single true class: it is left out of
 patient-level accuracy and counted in ``n_patients_mixed_labels`` (never broken by argmax).
 Intervals: 95 % percentile bootstrap over patients (images of a patient are not
@@ -20,7 +21,12 @@ from collections.abc import Sequence
 import numpy as np
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from sklearn.metrics import balanced_accuracy_score, confusion_matrix, recall_score
+from sklearn.metrics import (
+    balanced_accuracy_score,
+    confusion_matrix,
+    recall_score,
+    roc_auc_score,
+)
 
 
 def _prepare(image: np.ndarray, border_px: int) -> np.ndarray:
@@ -93,6 +99,9 @@ def classification_report(
         "n_images": len(labels),
         "n_patients": len(by_patient),
     }
+    if len(class_names) == 2 and len(set(labels.tolist())) == 2:
+        # Threshold-free: how well the malignant probability ranks the images.
+        report["roc_auc_image"] = float(roc_auc_score(labels, probabilities[:, 1]))
     for name, group_keys in (groups or {}).items():
         keys = np.asarray(group_keys)
         report[f"accuracy_by_{name}"] = {
@@ -117,15 +126,17 @@ def patient_bootstrap(
     psnr_gain: dict[str, np.ndarray] | None = None,
     seed: int = 0,
 ) -> dict[str, list[float]]:
-    """95 % intervals, resampling patients: image and balanced accuracy, patient accuracy
-    (single-label patients), and the mean of each per-image PSNR gain in ``psnr_gain``."""
+    """95 % intervals, resampling patients: image and balanced accuracy, ROC AUC (two
+    classes), patient accuracy (single-label patients), and the mean of each per-image PSNR
+    gain in ``psnr_gain``."""
     groups: dict[str, list[int]] = defaultdict(list)
     for index, patient in enumerate(patients):
         groups[patient].append(index)
     members = [np.asarray(g) for g in groups.values()]
-    predicted = hits = None
+    predicted = hits = positive = None
     if probabilities is not None and labels is not None:
         predicted = probabilities.argmax(1)
+        positive = probabilities[:, 1] if probabilities.shape[1] == 2 else None
         hits = [  # per patient: right or wrong; None for a mixed-label patient
             bool(probabilities[m].mean(0).argmax() == labels[m[0]])
             if len(set(labels[m].tolist())) == 1
@@ -144,6 +155,9 @@ def patient_bootstrap(
             samples["balanced_accuracy_image"].append(
                 _balanced_accuracy(labels[images], predicted[images])
             )
+            if positive is not None and len(set(labels[images].tolist())) == 2:
+                auc = roc_auc_score(labels[images], positive[images])
+                samples["roc_auc_image"].append(float(auc))
             patient_hits = [hits[c] for c in chosen if hits[c] is not None]
             if patient_hits:
                 samples["accuracy_patient"].append(float(np.mean(patient_hits)))

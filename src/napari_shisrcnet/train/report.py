@@ -20,6 +20,7 @@ REPORT_KEYS = (
     "ssim_y_bicubic",
     "accuracy_image",
     "balanced_accuracy_image",
+    "roc_auc_image",
     "accuracy_patient",
     "n_images",
     "n_patients",
