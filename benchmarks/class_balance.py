@@ -176,6 +176,30 @@ def run_variant(data: Path, out: Path, base: TrainConfig, overrides: dict, folds
     }
 
 
+def paired(variants: dict) -> dict:
+    """Per variant: its balanced accuracy minus the first variant's on the same folds (the
+    folds' patients are the same, so the difference is freer of which patients a fold got)."""
+    first = next(iter(variants.values()))
+    result = {}
+    for name, variant in variants.items():
+        result[name] = {}
+        for checkpoint in CHECKPOINTS:
+            for rule in RULES:
+                differences = [
+                    row[rule]["balanced_accuracy_image"] - base[rule]["balanced_accuracy_image"]
+                    for row, base in zip(
+                        variant[checkpoint]["folds"], first[checkpoint]["folds"], strict=True
+                    )
+                ]
+                result[name][f"{checkpoint}/{rule}"] = {
+                    "mean": float(np.mean(differences)),
+                    "sd": float(np.std(differences)),
+                    "folds_better": int(np.sum(np.array(differences) > 0)),
+                    "folds_worse": int(np.sum(np.array(differences) < 0)),
+                }
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -229,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         results["variants"][name] = run_variant(
             source, work / name, base, VARIANTS[name], args.folds
         )
+    results["paired_vs_first"] = paired(results["variants"])
     print(json.dumps(results, indent=1))
     return 0
 
