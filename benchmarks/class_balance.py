@@ -145,12 +145,13 @@ def run_variant(data: Path, out: Path, base: TrainConfig, overrides: dict, folds
     rows: dict = {name: [] for name in CHECKPOINTS}
     pooled: dict = {name: {rule: [] for rule in RULES} for name in CHECKPOINTS}
     records, labels = [], []
-    started = time.perf_counter()
+    started, trained = time.perf_counter(), False
     for fold in range(folds):
         trainer = Trainer(data, out / f"fold-{fold}", replace(base, fold=fold, **overrides))
         if not (out / f"fold-{fold}" / "last.safetensors").exists():  # else: evaluate again
             with contextlib.redirect_stdout(sys.stderr):
                 trainer.run()
+            trained = True
         history = json.loads((out / f"fold-{fold}" / "metrics.json").read_text())
         for name in CHECKPOINTS:
             row = held_out(trainer, out / f"fold-{fold}" / f"{name}.safetensors")
@@ -165,7 +166,8 @@ def run_variant(data: Path, out: Path, base: TrainConfig, overrides: dict, folds
         labels.append(trainer.labels[trainer.split.test])
     labels = np.concatenate(labels)
     return {
-        "seconds": round(time.perf_counter() - started, 1),
+        # Training and evaluation, or evaluation alone of folds trained before (--work).
+        "seconds" if trained else "seconds_evaluating": round(time.perf_counter() - started, 1),
         **{
             name: {
                 "folds": rows[name],
