@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from ..data.degradations import DEGRADATIONS, is_degradation
 from ..model import LossConfig, SHISRCNetConfig
+from .decision import DECISION_RULES
 
 STAGES = ("joint", "sr", "classifier")
 DEFAULT_SR_FUSION = "selective"
@@ -92,7 +93,7 @@ class TrainConfig:
             raise ValueError(
                 f"class balance must be none, loss or sampler, got '{self.class_balance}'"
             )
-        if self.decision not in ("argmax", "validation"):
+        if self.decision not in DECISION_RULES:
             raise ValueError(f"decision must be argmax or validation, got '{self.decision}'")
         if self.decision == "validation" and (self.stage == "sr" or self.classes != "binary"):
             raise ValueError(

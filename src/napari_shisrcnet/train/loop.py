@@ -182,7 +182,7 @@ class Trainer:
             self.model.load_state_dict(raw_weights)
             self.ema.n_averaged.fill_(counters["step"])
         self.history = counters.pop("history")
-        self.counters = counters
+        self.counters = {"decision": None, **counters}  # states saved before --decision
 
     def _write_split(self) -> None:
         if not self.rank.is_main:
