@@ -61,7 +61,7 @@ def test_bundled_models_are_listed_and_picked_by_scale(capsys):
 
     assert main(["info", "--models"]) == 0
     out = capsys.readouterr().out
-    assert "default-x2: x2, classes benign, malignant; LR made by scanner+bicubic" in out
+    assert "default-x2: x2, classes benign, malignant (argmax); LR made by scanner+bicubic" in out
     assert "default-x4: x4, classes benign, malignant" in out and "0.5 µm/px" in out
     models = installed_models()
     assert checkpoint_path("default", 2) == models["default-x2"] == checkpoint_path("default")

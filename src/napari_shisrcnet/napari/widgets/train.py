@@ -26,7 +26,9 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_error, show_info
 
 from ...geometry import SUPPORTED_SCALES
+from ...train.class_balance import CLASS_BALANCE
 from ...train.config import STAGES, TrainConfig
+from ...train.decision import DECISION_RULES
 from ..job_state import JobRunner, JobStatus, RunsJobs
 from ..model_handover import MODEL_HANDOVER
 from .choices import device_choices
@@ -116,26 +118,7 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
         self.classifier_width = FloatSpinBox(
             label="classifier width", min=0.05, max=2.0, step=0.05, value=defaults.classifier_width
         )
-        self.degradation = ComboBox(
-            label="LR made by",
-            choices=list(DEGRADATION_CHOICES),
-            value=defaults.degradation,
-            tooltip="bicubic: the paper's; scanner: like a slide pyramid's levels (box average, "
-            "JPEG); scanner+bicubic: half each, what the bundled models use (docs/training.md)",
-        )
-        self.class_balance = ComboBox(
-            label="class balance", choices=["none", "loss", "sampler"], value=defaults.class_balance
-        )
-        self.stain_jitter = FloatSpinBox(
-            label="stain jitter", min=0.0, max=0.5, step=0.05, value=defaults.stain_jitter
-        )
-        self.decision = ComboBox(
-            label="decision",
-            choices=["argmax", "validation"],
-            value=defaults.decision,
-            tooltip="argmax: the paper's; validation: the benign/malignant threshold that "
-            "balances the classes on the validation images, kept with the model",
-        )
+        recipe = self._recipe_fields(defaults)
         self.device = ComboBox(label="device", choices=[("auto", "auto"), *device_choices()])
         return [
             self.data_root,
@@ -151,12 +134,33 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
             self.hr_crop_px,
             self.sr_channels,
             self.classifier_width,
-            self.degradation,
-            self.class_balance,
-            self.stain_jitter,
-            self.decision,
+            *recipe,
             self.device,
         ]
+
+    def _recipe_fields(self, defaults: TrainConfig) -> list:
+        """How pairs are made and how the classifier copes with imbalanced classes."""
+        self.degradation = ComboBox(
+            label="LR made by",
+            choices=list(DEGRADATION_CHOICES),
+            value=defaults.degradation,
+            tooltip="bicubic: the paper's; scanner: like a slide pyramid's levels (box average, "
+            "JPEG); scanner+bicubic: half each, what the bundled models use (docs/training.md)",
+        )
+        self.class_balance = ComboBox(
+            label="class balance", choices=list(CLASS_BALANCE), value=defaults.class_balance
+        )
+        self.stain_jitter = FloatSpinBox(
+            label="stain jitter", min=0.0, max=0.5, step=0.05, value=defaults.stain_jitter
+        )
+        self.decision = ComboBox(
+            label="decision",
+            choices=list(DECISION_RULES),
+            value=defaults.decision,
+            tooltip="argmax: the paper's; validation: the benign/malignant threshold that "
+            "balances the classes on the validation images, kept with the model",
+        )
+        return [self.degradation, self.class_balance, self.stain_jitter, self.decision]
 
     def _controls(self, defaults: TrainConfig) -> list:
         self.start_button = PushButton(text="Start")
