@@ -112,3 +112,23 @@ def test_a_rule_for_two_classes_is_refused_where_it_cannot_apply(breakhis_tree, 
     with pytest.raises(OptionError, match="two-class threshold"):
         Trainer(folders, tmp_path / "out", TrainConfig(decision="validation", **TINY))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_state_saved_before_decision_rules_existed_resumes(tmp_path, breakhis_tree):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from napari_shisrcnet.train.state import STATE_KEY
+
+    config = TrainConfig(epochs=1, max_steps=1, magnification=100, **TINY)
+    Trainer(breakhis_tree, tmp_path, config).run()
+    state = tmp_path / "last-state.safetensors"
+    with safe_open(str(state), "pt") as handle:
+        metadata = json.loads(handle.metadata()[STATE_KEY])
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    del metadata["counters"]["decision"]  # as written before --decision existed
+    save_file(tensors, str(state), metadata={STATE_KEY: json.dumps(metadata)})
+    resumed = Trainer(breakhis_tree, tmp_path, TrainConfig(**{**config.to_dict(), "epochs": 2}))
+    resumed.run(resume=True)
+    assert resumed.counters["epoch"] == 2
+    assert read_checkpoint_info(tmp_path / "last.safetensors").provenance["decision"] is None
