@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import OptionError
+from .metrics import balanced_accuracy
 
 DECISION_RULES = ("argmax", "validation")
 # Offsets searched, in logits: |b| <= 3 keeps the threshold between 5 % and 95 %.
@@ -59,12 +60,6 @@ def _image_positive_probabilities(tile_logits: list[np.ndarray], offsets: np.nda
     return np.stack(columns, axis=1)
 
 
-def _balanced_accuracy(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per row of ``predicted`` (n_offsets, n_images): mean recall of the classes present."""
-    recalls = [(predicted[:, labels == c] == c).mean(1) for c in np.unique(labels)]
-    return np.mean(recalls, axis=0)
-
-
 def choose_logit_offset(tile_logits: list[np.ndarray], labels: Sequence[int]) -> dict:
     """The offset b of class 1's logit that maximises balanced accuracy on these images.
 
@@ -74,7 +69,7 @@ def choose_logit_offset(tile_logits: list[np.ndarray], labels: Sequence[int]) ->
     """
     truth = np.asarray(labels)
     predicted = (_image_positive_probabilities(tile_logits, OFFSET_GRID) >= 0.5).astype(int)
-    scores = _balanced_accuracy(predicted, truth)
+    scores = np.array([balanced_accuracy(truth, row) for row in predicted])
     best = np.isclose(scores, scores.max())
     zero = int(np.argmin(np.abs(OFFSET_GRID)))
     if best[zero]:

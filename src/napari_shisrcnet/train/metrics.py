@@ -114,7 +114,7 @@ def classification_report(
 BOOTSTRAP_RESAMPLES = 2000
 
 
-def _balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
     """Mean recall over the classes present (a resample may lack one)."""
     return float(np.mean([(predicted[labels == c] == c).mean() for c in np.unique(labels)]))
 
@@ -153,7 +153,7 @@ def patient_bootstrap(
         if predicted is not None and hits is not None and labels is not None:
             samples["accuracy_image"].append(float((predicted[images] == labels[images]).mean()))
             samples["balanced_accuracy_image"].append(
-                _balanced_accuracy(labels[images], predicted[images])
+                balanced_accuracy(labels[images], predicted[images])
             )
             if positive is not None and len(set(labels[images].tolist())) == 2:
                 auc = roc_auc_score(labels[images], positive[images])
