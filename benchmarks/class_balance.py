@@ -146,6 +146,7 @@ def run_variant(data: Path, out: Path, base: TrainConfig, overrides: dict, folds
     pooled: dict = {name: {rule: [] for rule in RULES} for name in CHECKPOINTS}
     records, labels = [], []
     started, trained = time.perf_counter(), False
+    epoch_seconds = []  # median seconds per training epoch (with validation) of each fold
     for fold in range(folds):
         trainer = Trainer(data, out / f"fold-{fold}", replace(base, fold=fold, **overrides))
         if not (out / f"fold-{fold}" / "last.safetensors").exists():  # else: evaluate again
@@ -153,13 +154,17 @@ def run_variant(data: Path, out: Path, base: TrainConfig, overrides: dict, folds
                 trainer.run()
             trained = True
         history = json.loads((out / f"fold-{fold}" / "metrics.json").read_text())
+        epochs = {
+            "best": max(history, key=lambda r: r.get("val_score", -1))["epoch"],
+            "last": history[-1]["epoch"],
+        }
+        patients = sorted({trainer.records[i].patient for i in trainer.split.test})
+        epoch_seconds.append(float(np.median([r["seconds"] for r in history])))
         for name in CHECKPOINTS:
             row = held_out(trainer, out / f"fold-{fold}" / f"{name}.safetensors")
             for rule, probabilities in row.pop("_probabilities").items():
                 pooled[name][rule].append(probabilities)
-            best = max(history, key=lambda r: r.get("val_score", -1))["epoch"]
-            row["epoch"] = best if name == "best" else history[-1]["epoch"]
-            row["test_patients"] = sorted({trainer.records[i].patient for i in trainer.split.test})
+            row.update(epoch=epochs[name], test_patients=patients)
             rows[name].append(row)
             print(f"{out.name} fold {fold} {name}: {json.dumps(row)}", file=sys.stderr)
         records += [trainer.records[i] for i in trainer.split.test]
@@ -168,6 +173,10 @@ def run_variant(data: Path, out: Path, base: TrainConfig, overrides: dict, folds
     return {
         # Training and evaluation, or evaluation alone of folds trained before (--work).
         "seconds" if trained else "seconds_evaluating": round(time.perf_counter() - started, 1),
+        # From the folds' own logs, so also known for folds trained before (--work); the
+        # median keeps out epochs slowed by other jobs on the cores.
+        "median_epoch_seconds_per_fold": epoch_seconds,
+        "median_epoch_seconds": float(np.median(epoch_seconds)),
         **{
             name: {
                 "folds": rows[name],
