@@ -132,3 +132,26 @@ def test_a_state_saved_before_decision_rules_existed_resumes(tmp_path, breakhis_
     resumed.run(resume=True)
     assert resumed.counters["epoch"] == 2
     assert read_checkpoint_info(tmp_path / "last.safetensors").provenance["decision"] is None
+
+
+def test_evaluation_applies_the_offsets_it_is_given(decided):
+    # The evaluate command passes the checkpoint's offsets on; this checks they are used.
+    from dataclasses import replace
+
+    from napari_shisrcnet.model import load_checkpoint
+    from napari_shisrcnet.train.evaluate import evaluate_records
+
+    trainer, checkpoint = decided
+    model, _ = load_checkpoint(checkpoint)
+    records = [trainer.records[i] for i in trainer.split.test]
+    labels = trainer.labels[trainer.split.test]
+    config = replace(trainer.config, val_crop_px=None)
+
+    def predicted(offsets):
+        metrics = evaluate_records(
+            model, records, labels, trainer.class_names, config, class_logit_offsets=offsets
+        )
+        return np.asarray(metrics["confusion_matrix"]).sum(0)  # images per predicted class
+
+    assert predicted((0.0, 50.0)).tolist() == [0, len(records)]  # all malignant
+    assert predicted((0.0, -50.0)).tolist() == [len(records), 0]  # all benign
