@@ -64,7 +64,7 @@ git show "$START_COMMIT:src/napari_shisrcnet/weights/shisrcnet-x2-binary.safeten
 
 # 1. x2 SR module
 "${SHISRCNET[@]}" train "$DATA" "${COMMON[@]}" --stage sr --scale 2 \
-  --init "$RUNS/start-x2.safetensors" --lr 2e-4 --max-steps 1200 --val-every 8 \
+  --init "$RUNS/start-x2.safetensors" --lr 2e-4 --lr-decay-every 6 --max-steps 3600 --val-every 8 \
   --out "$RUNS/x2-sr"
 
 # 2. x2 composed (validated, not trained)
