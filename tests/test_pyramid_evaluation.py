@@ -13,6 +13,7 @@ from napari_shisrcnet.io.scanner_pyramid import write_scanner_pyramid
 from napari_shisrcnet.io.slides import open_slide
 from napari_shisrcnet.samples import CMU_SMALL_REGION
 from napari_shisrcnet.train.metrics import image_quality
+from napari_shisrcnet.train.pyramid_command import detailed_window
 from napari_shisrcnet.train.pyramid_evaluation import read_regions, super_resolve_region
 
 IHC = immunohistochemistry()  # real stained tissue, 512 x 512
@@ -100,3 +101,12 @@ def test_bicubic_takes_the_scale_asked_for(tmp_path):
     assert main([*args, "--regions", "2", "--region-px", "32", "--json", str(report_file)]) == 0
     report = json.loads(report_file.read_text())
     assert report["scale"] == 4 and report["reference_block_mean"] == 1
+
+
+def test_the_figure_shows_the_detailed_part_of_a_region_not_its_blank_centre():
+    """A region whose centre is blank glass and whose detail is in one corner is shown by
+    that corner (the centre crop showed plain white in the CMU figure)."""
+    reference = np.full((256, 256, 3), 0.95)
+    reference[128:, 128:] = IHC[:128, :128] / 255  # tissue in the lower right quarter
+    window = detailed_window(reference, 128)
+    assert window == np.s_[128:256, 128:256]
