@@ -124,7 +124,8 @@ def detailed_window(reference: np.ndarray, size: int) -> tuple[slice, slice]:
     """The ``size`` px window of ``reference`` (of a 3 x 3 grid of candidates) with the most
     fine detail (mean difference between neighbouring pixels): a region counts as tissue
     when half of it is, and its centre can be blank glass, which shows nothing of what SR
-    did. (Not the largest spread of values: that picks a tissue edge, half of it glass.)"""
+    did. Chosen on the reference alone, not on how SR did. (Not the largest spread of
+    values: that picks a tissue edge, half of it glass.)"""
     starts = [int(start) for start in np.linspace(0, reference.shape[0] - size, 3)]
     windows = [np.s_[y : y + size, x : x + size] for y in starts for x in starts]
     return max(windows, key=lambda window: _fine_detail(reference[window]))
