@@ -468,6 +468,37 @@ def test_the_widgets_read_at_the_models_pixel_size(classify_widget, tmp_path):
     assert tuple(labels.scale) == pytest.approx((0.5, 0.5))
 
 
+@needs_cmu_svs
+def test_the_widget_and_the_api_classify_a_single_level_slide_alike(make_napari_viewer, tmp_path):
+    """The reader gives a single-level file a /2 display level; a job must not read it
+    (the API and CLI resample level 0): the widget disagreed with `shisrcnet demo` on 2 to 4
+    of the bundled scan's 89 tissue tiles when it did."""
+    import torch
+
+    from conftest import TINY_SHISRCNET
+    from napari_shisrcnet import api
+    from napari_shisrcnet.model import SHISRCNet, save_checkpoint
+
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(
+        SHISRCNet(scale=2, **TINY_SHISRCNET),
+        tmp_path / "lr-1um.safetensors",
+        provenance={"hr_crop_px": 128, "hr_mpp": 0.5},  # LR 1.0 µm/px: level 0 / 2.004
+    )
+    viewer = make_napari_viewer(show=True)
+    [layer] = viewer.open(str(CMU_SVS), plugin="napari-shisrcnet")
+    assert len(layer.data) == 2  # the reader's display level is there
+    widget = ClassifyTilesWidget(viewer)
+    widget.image.value, widget.model.value = layer, CHECKPOINT_CHOICE
+    widget.checkpoint.value, widget.device.value, widget.level.value = checkpoint, "cpu", 0
+    widget.synchronous, widget.heatmap.value = True, False
+    widget.run()
+    expected = api.classify_tiles(str(CMU_SVS), str(checkpoint), device="cpu")
+    assert widget.result.probabilities.shape == expected.probabilities.shape
+    np.testing.assert_array_equal(widget.result.label_map, expected.label_map)
+    np.testing.assert_allclose(widget.result.probabilities, expected.probabilities, atol=1e-6)
+
+
 def test_exported_tiles_are_in_level_0_pixels_when_the_slide_is_resampled(
     classify_widget, tmp_path
 ):

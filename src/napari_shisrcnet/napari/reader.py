@@ -46,6 +46,8 @@ def image_layer(slide: Slide, path) -> tuple:
                 "path": str(path),
                 "mpp": meta.mpp,
                 "objective_power": meta.objective_power,
+                # Levels after these are the reader's own, for display (see below).
+                "stored_levels": len(slide.levels),
             }
         },
         **meta.grid.layer_keywords(),

@@ -197,7 +197,11 @@ class JobWidget(ScrollsInDock, RunsJobs, Container):
         # The layer's data already are the lazy pyramid (our reader) or plain arrays: use
         # them as they are, rather than opening and parsing the file again on every Run.
         levels = list(layer.data) if layer.multiscale else [layer.data]
-        mpp = layer.metadata.get("napari_shisrcnet", {}).get("mpp")
+        ours = layer.metadata.get("napari_shisrcnet", {})
+        # Not the reader's display-only /2 levels: jobs read what the file stores, as the
+        # CLI and the API do, so that all three give the same result for the same file.
+        levels = levels[: ours.get("stored_levels", len(levels))]
+        mpp = ours.get("mpp")
         read = self._read_settings()
         slide = with_slide_mpp(slide_from_arrays(levels, mpp=mpp, name=layer.name), read.slide_mpp)
         if model is None:
