@@ -497,6 +497,12 @@ def test_the_widget_and_the_api_classify_a_single_level_slide_alike(make_napari_
     assert widget.result.probabilities.shape == expected.probabilities.shape
     np.testing.assert_array_equal(widget.result.label_map, expected.label_map)
     np.testing.assert_allclose(widget.result.probabilities, expected.probabilities, atol=1e-6)
+    sr_widget = SuperResolveWidget(viewer)  # the same rule for super-resolution
+    sr_widget.image.value, sr_widget.model.value = layer, CHECKPOINT_CHOICE
+    sr_widget.checkpoint.value, sr_widget.device.value = checkpoint, "cpu"
+    source = sr_widget.source(sr_widget.tile_model())
+    assert len(source.slide.levels) == 1 and source.level == 0
+    assert source.factor == pytest.approx(1 / 0.499)  # level 0 resampled, as the API does
 
 
 def test_exported_tiles_are_in_level_0_pixels_when_the_slide_is_resampled(
