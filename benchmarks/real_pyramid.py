@@ -4,6 +4,9 @@
     python benchmarks/real_pyramid.py --factor 4 --region-px 128 --checkpoints default-x4 \
         > docs/real-pyramid-x4-cpu.json
 
+``--figures DIR`` also writes each checkpoint's LR / bicubic / SR / level L figure (the
+ones in docs/images/real-pyramid-x*.png) to DIR/NAME/.
+
 The bundled CMU-1-Small-Region.svs (real Aperio H&E, JPEG Q 30) gets a level 1 made like
 its own tiles (box average by 2, JPEG Q 30; ``io/scanner_pyramid.py``), then each
 checkpoint runs ``shisrcnet evaluate-pyramid`` on it (8 tissue regions of 256 LR px,
@@ -34,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--factor", type=int, default=2, help="level 1 = level 0 / factor")
     parser.add_argument("--regions", type=int, default=8)
     parser.add_argument("--region-px", type=int, default=256, help="LR region side")
+    parser.add_argument(
+        "--figures", type=Path, help="write each checkpoint's comparison figure to DIR/NAME/"
+    )
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp())
     level0 = tifffile.imread(CMU_SMALL_REGION, key=0)
@@ -49,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         out = folder / f"{Path(name).stem}.json"
         command = ["evaluate-pyramid", str(pyramid), "--checkpoint", name, "--json", str(out)]
         command += ["--scale", str(args.factor), "--region-px", str(args.region_px)]
+        if args.figures is not None:
+            command += ["--out", str(args.figures / Path(name).stem)]
         with contextlib.redirect_stdout(sys.stderr):  # the table; stdout is the JSON
             if cli([*command, "--regions", str(args.regions)]) != 0:
                 return 1
