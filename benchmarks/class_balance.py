@@ -196,24 +196,29 @@ def paired(variants: dict) -> dict:
     """Per variant: its balanced accuracy minus the first variant's on the same folds (the
     folds' patients are the same, so the difference is freer of which patients a fold got)."""
     first = next(iter(variants.values()))
-    result = {}
-    for name, variant in variants.items():
-        result[name] = {}
-        for checkpoint in CHECKPOINTS:
-            for rule in RULES:
-                differences = [
-                    row[rule]["balanced_accuracy_image"] - base[rule]["balanced_accuracy_image"]
-                    for row, base in zip(
-                        variant[checkpoint]["folds"], first[checkpoint]["folds"], strict=True
-                    )
-                ]
-                result[name][f"{checkpoint}/{rule}"] = {
-                    "mean": float(np.mean(differences)),
-                    "sd": float(np.std(differences)),
-                    "folds_better": int(np.sum(np.array(differences) > 0)),
-                    "folds_worse": int(np.sum(np.array(differences) < 0)),
-                }
-    return result
+    return {
+        name: {
+            f"{checkpoint}/{rule}": _difference(
+                variant[checkpoint]["folds"], first[checkpoint]["folds"], rule
+            )
+            for checkpoint in CHECKPOINTS
+            for rule in RULES
+        }
+        for name, variant in variants.items()
+    }
+
+
+def _difference(folds: list[dict], first_folds: list[dict], rule: str) -> dict:
+    key = "balanced_accuracy_image"
+    differences = np.array(
+        [row[rule][key] - base[rule][key] for row, base in zip(folds, first_folds, strict=True)]
+    )
+    return {
+        "mean": float(differences.mean()),
+        "sd": float(differences.std()),
+        "folds_better": int((differences > 0).sum()),
+        "folds_worse": int((differences < 0).sum()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
