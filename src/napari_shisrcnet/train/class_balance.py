@@ -10,10 +10,12 @@ seen equally often. ``none`` (the paper's) trains on the data as they come.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import TrainConfig
+if TYPE_CHECKING:  # config checks its field against CLASS_BALANCE
+    from .config import TrainConfig
 
 CLASS_BALANCE = ("none", "loss", "sampler")
 

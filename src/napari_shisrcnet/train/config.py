@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from ..data.degradations import DEGRADATIONS, is_degradation
 from ..model import LossConfig, SHISRCNetConfig
+from .class_balance import CLASS_BALANCE
 from .decision import DECISION_RULES
 
 STAGES = ("joint", "sr", "classifier")
@@ -89,12 +90,12 @@ class TrainConfig:
                 f"degradation must be one of {', '.join(DEGRADATIONS)} or a mixture such as "
                 f"scanner+bicubic, got '{self.degradation}'"
             )
-        if self.class_balance not in ("none", "loss", "sampler"):
+        if self.class_balance not in CLASS_BALANCE:
             raise ValueError(
-                f"class balance must be none, loss or sampler, got '{self.class_balance}'"
+                f"class balance must be {_one_of(CLASS_BALANCE)}, got '{self.class_balance}'"
             )
         if self.decision not in DECISION_RULES:
-            raise ValueError(f"decision must be argmax or validation, got '{self.decision}'")
+            raise ValueError(f"decision must be {_one_of(DECISION_RULES)}, got '{self.decision}'")
         if self.decision == "validation" and (self.stage == "sr" or self.classes != "binary"):
             raise ValueError(
                 "a decision threshold chosen on validation needs a binary classifier "
@@ -138,3 +139,8 @@ class TrainConfig:
         if values.get("init_checkpoint"):  # checkpoints written before init_checkpoints
             values.setdefault("init_checkpoints", (values["init_checkpoint"],))
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _one_of(choices: tuple[str, ...]) -> str:
+    """'a, b or c'."""
+    return f"{', '.join(choices[:-1])} or {choices[-1]}"
