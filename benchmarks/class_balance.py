@@ -152,6 +152,7 @@ def run_variant(data: Path, out: Path, base: TrainConfig, overrides: dict, folds
     records, labels = [], []
     started, trained = time.perf_counter(), False
     epoch_seconds = []  # median seconds per training epoch (with validation) of each fold
+    training_seconds = []  # all of each fold's epochs (with validation), from its log
     for fold in range(folds):
         trainer = Trainer(data, out / f"fold-{fold}", replace(base, fold=fold, **overrides))
         if not (out / f"fold-{fold}" / "last.safetensors").exists():  # else: evaluate again
@@ -165,6 +166,7 @@ def run_variant(data: Path, out: Path, base: TrainConfig, overrides: dict, folds
         }
         patients = sorted({trainer.records[i].patient for i in trainer.split.test})
         epoch_seconds.append(float(np.median([r["seconds"] for r in history])))
+        training_seconds.append(round(sum(r["seconds"] for r in history), 1))
         for name in CHECKPOINTS:
             row = held_out(trainer, out / f"fold-{fold}" / f"{name}.safetensors")
             for rule, probabilities in row.pop("_probabilities").items():
@@ -182,6 +184,7 @@ def run_variant(data: Path, out: Path, base: TrainConfig, overrides: dict, folds
         # median keeps out epochs slowed by other jobs on the cores.
         "median_epoch_seconds_per_fold": epoch_seconds,
         "median_epoch_seconds": float(np.median(epoch_seconds)),
+        "training_seconds_per_fold": training_seconds,
         **{
             name: {
                 "folds": rows[name],
