@@ -42,15 +42,37 @@ def initialise_from(model: torch.nn.Module, checkpoint: str) -> None:
         raise ValueError(
             f"{checkpoint}: a {info.architecture} cannot initialise a {type(model).__name__}"
         )
-    try:
+    # Decided before anything is copied: a refused init leaves the model as it was built
+    # (load_state_dict copies the tensors that fit before it reports those that do not).
+    if _same_shapes(source, target):
         target.load_state_dict(source.state_dict())
-    except RuntimeError:
-        if not _differs_only_in_scale(source, target):
-            raise ValueError(
-                f"{checkpoint}: its {info.architecture} config differs from the one being "
-                "trained (channels, blocks, scale or classes)"
-            ) from None
+    elif _differs_only_in_scale(source, target):
         _transfer_across_scales(source, target)
+    elif _can_widen(source, target):
+        from .widen import widen_into
+
+        widen_into(source, target)  # type: ignore[arg-type]
+    else:
+        raise ValueError(
+            f"{checkpoint}: its {info.architecture} config differs from the one being "
+            "trained (channels, blocks, scale or classes)"
+        )
+
+
+def _same_shapes(source: torch.nn.Module, target: torch.nn.Module) -> bool:
+    wanted, given = target.state_dict(), source.state_dict()
+    return wanted.keys() == given.keys() and all(
+        wanted[name].shape == tensor.shape for name, tensor in given.items()
+    )
+
+
+def _can_widen(source: torch.nn.Module, target: torch.nn.Module) -> bool:
+    """A narrower SR module can start a wider one (train/widen.py)."""
+    from .widen import can_widen
+
+    return (
+        isinstance(source, SRMFENet) and isinstance(target, SRMFENet) and can_widen(source, target)
+    )
 
 
 def _sr_config(model: torch.nn.Module):

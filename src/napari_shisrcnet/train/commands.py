@@ -65,7 +65,8 @@ _TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
         str,
         "start from these weights (fine-tuning): a checkpoint of the same architecture or "
         "'default'; for a joint model also an SR-only and/or a classifier-only checkpoint "
-        "(repeat --init), which initialise its two modules",
+        "(repeat --init), which initialise its two modules; an x2 checkpoint starts an x4 "
+        "network, a narrower SR module a wider one (same function)",
     ),
     "--repeats": ("repeats", int, "random crops per training image per epoch"),
     "--ema-decay": (

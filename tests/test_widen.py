@@ -1,0 +1,62 @@
+"""A trained narrow SR module starts a wider one that computes the same function."""
+
+import pytest
+import torch
+
+from napari_shisrcnet.model import SHISRCNet, SRMFENet, save_checkpoint
+from napari_shisrcnet.train.build import initialise_from
+from napari_shisrcnet.train.widen import can_widen, widen_into
+
+
+def trained_like(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Random weights everywhere (a fresh net's last conv is scaled near zero)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(0.2 * torch.randn(parameter.shape, generator=generator))
+    return module
+
+
+@pytest.mark.parametrize(("scale", "fusion"), [(2, "paper"), (4, "paper"), (2, "mean")])
+def test_the_widened_module_computes_what_the_narrow_one_did(scale, fusion):
+    torch.manual_seed(0)
+    narrow = trained_like(SRMFENet(scale=scale, channels=6, n_blocks=2, fusion=fusion), 1)
+    wide = SRMFENet(narrow.config, channels=16)
+    widen_into(narrow, wide)
+    lr = torch.rand(2, 3, 20, 24, generator=torch.Generator().manual_seed(2))
+    narrow.train(), wide.train()  # unclamped, so a difference cannot hide at 0 or 1
+    torch.testing.assert_close(wide(lr), narrow(lr), rtol=0, atol=1e-5)
+    # ... and the new channels are alive: their activations are not zero, so the zero
+    # weights that keep them out of the old channels learn from the first step.
+    wide(lr).square().mean().backward()
+    last = wide.tail[-1].weight
+    assert last.grad[:, 6:].abs().sum() > 0 and torch.all(last[:, 6:] == 0)
+    assert wide.head.weight[6:].abs().sum() > 0  # fresh incoming weights, not zeros
+
+
+def test_only_the_channel_count_may_grow_and_only_with_a_per_channel_fusion():
+    narrow = SRMFENet(scale=2, channels=6, n_blocks=2)
+    assert can_widen(narrow, SRMFENet(narrow.config, channels=8))
+    assert not can_widen(narrow, SRMFENet(narrow.config, channels=4))  # narrower
+    assert not can_widen(narrow, SRMFENet(narrow.config, channels=8, n_blocks=3))
+    assert not can_widen(narrow, SRMFENet(narrow.config, channels=8, scale=4))
+    selective = SRMFENet(narrow.config, channels=8, fusion="selective")
+    assert not can_widen(SRMFENet(selective.config, channels=6), selective)  # mixes channels
+    with pytest.raises(ValueError, match="only the channel count may grow"):
+        widen_into(narrow, selective)
+
+
+def test_init_from_a_narrower_checkpoint_widens_it_and_refuses_what_cannot_be(tmp_path):
+    torch.manual_seed(0)
+    narrow = trained_like(SHISRCNet(channels=6, n_blocks=1, width=0.125, fpn_channels=64), 3)
+    path = save_checkpoint(narrow, tmp_path / "narrow-joint.safetensors")
+    wide = SRMFENet(narrow.sr_module.config, channels=12)
+    initialise_from(wide, str(path))  # the joint model's SR module, widened
+    lr = torch.rand(1, 3, 16, 16)
+    torch.testing.assert_close(wide.train()(lr), narrow.sr_module.train()(lr), atol=1e-5, rtol=0)
+    selective = SRMFENet(narrow.sr_module.config, channels=12, fusion="selective")
+    before = {name: value.clone() for name, value in selective.state_dict().items()}
+    with pytest.raises(ValueError, match="config differs from the one being trained"):
+        initialise_from(selective, str(path))
+    for name, value in selective.state_dict().items():
+        assert torch.equal(value, before[name]), name  # refused before anything was copied
