@@ -26,6 +26,7 @@ from .io.synthetic import write_synthetic_slide
 from .io.zarr_nodes import array_at
 from .model.bundled import BundledModelMissing
 from .samples import CMU_SMALL_REGION
+from .settings import SlideJobSettings, resolve, view_of
 
 DEMO_SLIDE_PX = (2048, 2048)
 DEMO_MPP = 0.5
@@ -83,10 +84,14 @@ def save_overlay(overview: np.ndarray, label_map: np.ndarray, names, counts: dic
 
 def _super_resolve_centre(slide, tile_model, out_dir: Path) -> dict:
     """SR of a central region into OME-Zarr, and the LR / bicubic / SR figure."""
-    height, width = slide.shape
+    # A region is in the pixels the job reads: the level at the model's µm/px (the bundled
+    # scan's level 0 resampled by 1 / 0.499 for the x2 model), not the level as stored.
+    resolved = resolve(SlideJobSettings(classification=False), slide, tile_model, {})
+    pixels = view_of(slide, resolved).pixels
+    height, width = pixels.shape[:2]
     side = min(DEMO_REGION_PX, height, width)
     region = Region((height - side) // 2, (width - side) // 2, side, side)
-    lr = slide.levels[0][region.y : region.y + side, region.x : region.x + side].compute()
+    lr = np.asarray(pixels[region.y : region.y + side, region.x : region.x + side])
     sr_result = api.process_slide(
         slide.metadata.path,
         out_dir / "super-resolution",
@@ -97,13 +102,13 @@ def _super_resolve_centre(slide, tile_model, out_dir: Path) -> dict:
     )
     sr_level0 = array_at(zarr.open_group(sr_result.zarr_path, mode="r"), "0")
     sr = np.asarray(sr_level0[:]).transpose(1, 2, 0)
-    bicubic = api.super_resolve(
-        slide, api.load_model("bicubic", "cpu", tile_model.scale), region=region
-    )
+    bicubic = api.super_resolve(lr, api.load_model("bicubic", "cpu", tile_model.scale))
     comparison = save_comparison(lr, bicubic, sr, tile_model.scale, out_dir / "comparison.png")
     return {
         "scale": tile_model.scale,
         "sr_region_xywh": [region.x, region.y, region.width, region.height],
+        "sr_region_level": resolved.level,
+        "sr_region_mpp": resolved.target_mpp,  # None: the level as stored
         "sr_ome_zarr": str(sr_result.zarr_path),
         "comparison_png": str(comparison),
     }
