@@ -11,8 +11,11 @@
 #
 # Stages (docs/model-card.md has what each measured):
 #   0. the starting point: the bundled x2 model as first released (trained on bicubic LR),
-#      taken from git so that reruns start from the same weights;
-#   1. x2 SR module fine-tuned on LR made by the chosen degradation;
+#      taken from git so that reruns start from the same weights and split; its classifier
+#      is kept;
+#   1. x2 SR module at the paper's width (64 channels), started from the starting model's
+#      32-channel one widened so that it computes the same function (train/widen.py), and
+#      fine-tuned on LR made by the chosen degradation;
 #   2. x2 joint model composed of stage 1's SR module and the starting classifier (no
 #      training: validated and saved as it is);
 #   3. x2 joint fine-tune of the whole SHISRCNet with the paper's loss (0.6 L1 + 0.3 focal
@@ -34,12 +37,13 @@ DEGRADATION=scanner+bicubic
 START_COMMIT=1c1600f  # the released x2 weights, with their training split recorded
 export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 PYTHONHASHSEED=0
 SHISRCNET=(python -m napari_shisrcnet)
-# The bundled widths (CPU-trainable), BreaKHis 100X, binary classes, patient-level split
-# of seed 0 (the released model's: its test patients stay unseen), validation on centre
-# crops, no early stopping (fixed step budgets).
+# The paper's SR width (64 channels, 3 MFE blocks; the fusion is the starting model's, the
+# paper's MSF), a classifier at width 0.25 (CPU-trainable), BreaKHis 100X, binary classes,
+# patient-level split of seed 0 (the released model's: its test patients stay unseen),
+# validation on centre crops, no early stopping (fixed step budgets).
 COMMON=(
   --classes binary --magnification 100 --seed 0 --device cpu
-  --sr-channels 32 --sr-blocks 3 --classifier-width 0.25
+  --sr-channels 64 --sr-blocks 3 --classifier-width 0.25
   --hr-crop-px 192 --batch-size 8 --repeats 4 --val-crop-px 256 --patience 0
   --degradation "$DEGRADATION" --epochs 10000
 )
@@ -62,14 +66,18 @@ PY
 git show "$START_COMMIT:src/napari_shisrcnet/weights/shisrcnet-x2-binary.safetensors" \
   > "$RUNS/start-x2.safetensors"
 
-# 1. x2 SR module
+# 1. x2 SR module: the start's 32-channel one widened to 64 (same function), lr 2e-4 x 0.9
+#    every 6 epochs, 1,200 steps (25.5 epochs of 47 steps)
 "${SHISRCNET[@]}" train "$DATA" "${COMMON[@]}" --stage sr --scale 2 \
-  --init "$RUNS/start-x2.safetensors" --lr 2e-4 --lr-decay-every 6 --max-steps 3600 --val-every 8 \
+  --init "$RUNS/start-x2.safetensors" --lr 2e-4 --lr-decay-every 6 --max-steps 1200 --val-every 4 \
   --out "$RUNS/x2-sr"
 
-# 2. x2 composed (validated, not trained)
+# 2. x2 composed (validated, not trained): the start's classifier, taken out of it, and
+#    stage 1's SR module
+"${SHISRCNET[@]}" train "$DATA" "${COMMON[@]}" --stage classifier \
+  --init "$RUNS/start-x2.safetensors" --max-steps 0 --out "$RUNS/x2-classifier"
 "${SHISRCNET[@]}" train "$DATA" "${COMMON[@]}" --scale 2 \
-  --init "$RUNS/start-x2.safetensors" --init "$RUNS/x2-sr/best.safetensors" \
+  --init "$RUNS/x2-classifier/best.safetensors" --init "$RUNS/x2-sr/best.safetensors" \
   --max-steps 0 --out "$RUNS/x2-composed"
 
 # 3. x2 joint fine-tune with the paper's loss
