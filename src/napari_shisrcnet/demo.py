@@ -87,7 +87,7 @@ def _super_resolve_centre(slide, tile_model, out_dir: Path) -> dict:
     # A region is in the pixels the job reads: the level at the model's µm/px (the bundled
     # scan's level 0 resampled by 1 / 0.499 for the x2 model), not the level as stored.
     resolved = resolve(SlideJobSettings(classification=False), slide, tile_model, {})
-    pixels = view_of(slide, resolved).pixels
+    pixels: Any = view_of(slide, resolved).pixels  # numpy, dask or a resampled level
     height, width = pixels.shape[:2]
     side = min(DEMO_REGION_PX, height, width)
     region = Region((height - side) // 2, (width - side) // 2, side, side)

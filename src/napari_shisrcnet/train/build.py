@@ -6,6 +6,7 @@ import torch
 
 from ..model import SHISRCNet, SKNetFPNClassifier, SRMFENet, load_checkpoint
 from .config import TrainConfig
+from .widen import can_widen, widen_into
 
 
 def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
@@ -48,30 +49,25 @@ def initialise_from(model: torch.nn.Module, checkpoint: str) -> None:
         target.load_state_dict(source.state_dict())
     elif _differs_only_in_scale(source, target):
         _transfer_across_scales(source, target)
-    elif _can_widen(source, target):
-        from .widen import widen_into
-
-        widen_into(source, target)  # type: ignore[arg-type]
+    elif isinstance(source, SRMFENet) and isinstance(target, SRMFENet):
+        if not can_widen(source, target):  # a narrower SR module may start a wider one
+            raise _config_differs(checkpoint, info)
+        widen_into(source, target)
     else:
-        raise ValueError(
-            f"{checkpoint}: its {info.architecture} config differs from the one being "
-            "trained (channels, blocks, scale or classes)"
-        )
+        raise _config_differs(checkpoint, info)
+
+
+def _config_differs(checkpoint: str, info) -> ValueError:
+    return ValueError(
+        f"{checkpoint}: its {info.architecture} config differs from the one being trained "
+        "(channels, blocks, scale or classes)"
+    )
 
 
 def _same_shapes(source: torch.nn.Module, target: torch.nn.Module) -> bool:
     wanted, given = target.state_dict(), source.state_dict()
     return wanted.keys() == given.keys() and all(
         wanted[name].shape == tensor.shape for name, tensor in given.items()
-    )
-
-
-def _can_widen(source: torch.nn.Module, target: torch.nn.Module) -> bool:
-    """A narrower SR module can start a wider one (train/widen.py)."""
-    from .widen import can_widen
-
-    return (
-        isinstance(source, SRMFENet) and isinstance(target, SRMFENet) and can_widen(source, target)
     )
 
 
