@@ -35,6 +35,16 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return save_checkpoint(model, path, provenance={"hr_crop_px": 128})
 
 
+@pytest.fixture(scope="session")
+def tiny_checkpoint_1um(tmp_path_factory) -> Path:
+    """The tiny checkpoint recording its training HR pixel size, 0.5 µm/px: slides are read
+    at its LR 1.0 µm/px (the CMU scan's level 0 resampled by 1 / 0.499)."""
+    torch.manual_seed(0)
+    model = SHISRCNet(scale=2, **TINY_SHISRCNET)
+    path = tmp_path_factory.mktemp("models") / "tiny-1um.safetensors"
+    return save_checkpoint(model, path, provenance={"hr_crop_px": 128, "hr_mpp": 0.5})
+
+
 def make_breakhis_tree(root: Path, images_per_patient: int = 3, side_px=(72, 96)) -> Path:
     """A miniature BreaKHis tree in the official layout, with small generated images."""
     import imageio.v3 as iio

@@ -41,27 +41,19 @@ def test_demo_without_bundled_weights_falls_back_to_bicubic(tmp_path, capsys, mo
 
 
 @needs_cmu_svs
-def test_the_demo_super_resolves_the_region_its_figure_shows(tmp_path):
+def test_the_demo_super_resolves_the_region_its_figure_shows(tmp_path, tiny_checkpoint_1um):
     """A model that reads slides at 1.0 µm/px: the demo took its region from the stored
     level (0.499 µm/px) and handed it to a job that reads the resampled level, so the SR
     came from another place (blank glass at the scan's edge, clipped to 252 px) than the
     LR and bicubic beside it."""
     import numpy as np
     import tifffile
-    import torch
     from skimage.transform import resize
 
-    from conftest import TINY_SHISRCNET
     from napari_shisrcnet.demo import run_demo
-    from napari_shisrcnet.model import SHISRCNet, save_checkpoint
 
-    torch.manual_seed(0)
-    checkpoint = save_checkpoint(
-        SHISRCNet(scale=2, **TINY_SHISRCNET),  # near bicubic: its residual starts small
-        tmp_path / "lr-1um.safetensors",
-        provenance={"hr_crop_px": 128, "hr_mpp": 0.5},
-    )
-    summary = run_demo(tmp_path / "demo", model=str(checkpoint), device="cpu")
+    # near bicubic: the tiny model's residual starts small
+    summary = run_demo(tmp_path / "demo", model=str(tiny_checkpoint_1um), device="cpu")
     assert summary["sr_region_mpp"] == 1.0 and summary["sr_region_level"] == 0
     x, y, width, height = summary["sr_region_xywh"]
     assert width == height == 256

@@ -442,18 +442,9 @@ def test_the_preferred_reader_setting_in_the_readme_makes_viewer_open_use_the_pl
         plugins.extension2reader = before
 
 
-def test_the_widgets_read_at_the_models_pixel_size(classify_widget, tmp_path):
-    import torch
+def test_the_widgets_read_at_the_models_pixel_size(classify_widget, tiny_checkpoint_1um):
 
-    from conftest import TINY_SHISRCNET
-    from napari_shisrcnet.model import SHISRCNet, save_checkpoint
-
-    torch.manual_seed(0)
-    checkpoint = save_checkpoint(
-        SHISRCNet(scale=2, **TINY_SHISRCNET),
-        tmp_path / "lr-1um.safetensors",
-        provenance={"hr_crop_px": 128, "hr_mpp": 0.5},  # LR: 1.0 µm/px
-    )
+    checkpoint = tiny_checkpoint_1um  # LR 1.0 µm/px
     viewer, widget = classify_widget
     widget.synchronous, widget.checkpoint.value, widget.level.value = True, checkpoint, 0
     widget.heatmap.value = False
@@ -469,22 +460,16 @@ def test_the_widgets_read_at_the_models_pixel_size(classify_widget, tmp_path):
 
 
 @needs_cmu_svs
-def test_the_widget_and_the_api_classify_a_single_level_slide_alike(make_napari_viewer, tmp_path):
+def test_the_widget_and_the_api_classify_a_single_level_slide_alike(
+    make_napari_viewer, tiny_checkpoint_1um
+):
     """The reader gives a single-level file a /2 display level; a job must not read it
     (the API and CLI resample level 0): the widget disagreed with `shisrcnet demo` on 2 to 4
     of the bundled scan's 89 tissue tiles when it did."""
-    import torch
 
-    from conftest import TINY_SHISRCNET
     from napari_shisrcnet import api
-    from napari_shisrcnet.model import SHISRCNet, save_checkpoint
 
-    torch.manual_seed(0)
-    checkpoint = save_checkpoint(
-        SHISRCNet(scale=2, **TINY_SHISRCNET),
-        tmp_path / "lr-1um.safetensors",
-        provenance={"hr_crop_px": 128, "hr_mpp": 0.5},  # LR 1.0 µm/px: level 0 / 2.004
-    )
+    checkpoint = tiny_checkpoint_1um  # LR 1.0 µm/px: level 0 / 2.004
     viewer = make_napari_viewer(show=True)
     [layer] = viewer.open(str(CMU_SVS), plugin="napari-shisrcnet")
     assert len(layer.data) == 2  # the reader's display level is there

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import CMU_SVS, TINY_SHISRCNET
+from conftest import CMU_SVS
 from napari_shisrcnet import api
 from napari_shisrcnet.geometry import block_mean
 from napari_shisrcnet.io.resampled import ResampledLevel
@@ -53,16 +53,9 @@ def test_the_real_svs_is_read_at_the_asked_pixel_size():
 
 
 @pytest.fixture(scope="module")
-def model_with_mpp(tmp_path_factory):
+def model_with_mpp(tiny_checkpoint_1um):
     """A tiny checkpoint that records its training HR pixel size: 0.5 µm/px (LR 1.0 at x2)."""
-    import torch
-
-    from napari_shisrcnet.model import SHISRCNet, save_checkpoint
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("models") / "tiny-mpp.safetensors"
-    model = SHISRCNet(scale=2, **TINY_SHISRCNET)
-    return save_checkpoint(model, path, provenance={"hr_crop_px": 128, "hr_mpp": 0.5})
+    return tiny_checkpoint_1um
 
 
 def test_by_default_a_slide_is_read_at_the_models_pixel_size(
