@@ -14,7 +14,7 @@
 #      taken from git so that reruns start from the same weights and split; its classifier
 #      is kept;
 #   1. x2 SR module at the paper's width (64 channels), started from the starting model's
-#      32-channel one widened so that it computes the same function (train/widen.py), and
+#      32-channel one widened so that it computes the same function (train/grow.py), and
 #      fine-tuned on LR made by the chosen degradation;
 #   2. x2 joint model composed of stage 1's SR module and the starting classifier (no
 #      training: validated and saved as it is);

@@ -6,7 +6,7 @@ import torch
 
 from ..model import SHISRCNet, SKNetFPNClassifier, SRMFENet, load_checkpoint
 from .config import TrainConfig
-from .widen import can_widen, widen_into
+from .grow import can_grow, grow_into
 
 
 def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
@@ -50,9 +50,9 @@ def initialise_from(model: torch.nn.Module, checkpoint: str) -> None:
     elif _differs_only_in_scale(source, target):
         _transfer_across_scales(source, target)
     elif isinstance(source, SRMFENet) and isinstance(target, SRMFENet):
-        if not can_widen(source, target):  # a narrower SR module may start a wider one
+        if not can_grow(source, target):  # a smaller SR module may start a larger one
             raise _config_differs(checkpoint, info)
-        widen_into(source, target)
+        grow_into(source, target)
     else:
         raise _config_differs(checkpoint, info)
 

@@ -1,11 +1,12 @@
-"""A trained narrow SR module starts a wider one that computes the same function."""
+"""A trained SR module starts a wider one that computes the same function, or a deeper one
+that computes nearly the same."""
 
 import pytest
 import torch
 
 from napari_shisrcnet.model import SHISRCNet, SRMFENet, save_checkpoint
 from napari_shisrcnet.train.build import initialise_from
-from napari_shisrcnet.train.widen import can_widen, widen_into
+from napari_shisrcnet.train.grow import NEW_BLOCK_WEIGHT_SCALE, can_grow, grow_into
 
 
 def trained_like(module: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -22,7 +23,7 @@ def test_the_widened_module_computes_what_the_narrow_one_did(scale, fusion):
     torch.manual_seed(0)
     narrow = trained_like(SRMFENet(scale=scale, channels=6, n_blocks=2, fusion=fusion), 1)
     wide = SRMFENet(narrow.config, channels=16)
-    widen_into(narrow, wide)
+    grow_into(narrow, wide)
     lr = torch.rand(2, 3, 20, 24, generator=torch.Generator().manual_seed(2))
     narrow.train(), wide.train()  # unclamped, so a difference cannot hide at 0 or 1
     torch.testing.assert_close(wide(lr), narrow(lr), rtol=0, atol=1e-5)
@@ -34,16 +35,44 @@ def test_the_widened_module_computes_what_the_narrow_one_did(scale, fusion):
     assert wide.head.weight[6:].abs().sum() > 0  # fresh incoming weights, not zeros
 
 
-def test_only_the_channel_count_may_grow_and_only_with_a_per_channel_fusion():
+@pytest.mark.parametrize("fusion", ["paper", "mean"])
+def test_the_deepened_module_starts_close_to_the_shallow_one_and_its_new_blocks_learn(fusion):
+    torch.manual_seed(0)
+    shallow = trained_like(SRMFENet(scale=2, channels=8, n_blocks=2, fusion=fusion), 1)
+    deep = SRMFENet(shallow.config, n_blocks=4, channels=12)  # deeper and wider at once
+    grow_into(shallow, deep)
+    lr = torch.rand(2, 3, 20, 24, generator=torch.Generator().manual_seed(2))
+    shallow.train(), deep.train()
+    torch.testing.assert_close(
+        deep.blocks[1].atrous_convs[0].weight[:8, :8], shallow.blocks[1].atrous_convs[0].weight
+    )
+    moved = (deep(lr) - shallow(lr)).abs()
+    spread = shallow(lr).std()
+    # Close, not equal: the new blocks' weights are small but not zero (grow.py). At
+    # NEW_BLOCK_WEIGHT_SCALE 0.01 the largest change is 0.014 of the output's spread; new
+    # blocks at full (PyTorch-default) size move it by 2.0.
+    assert NEW_BLOCK_WEIGHT_SCALE == 0.01
+    assert 0 < moved.max() < 0.05 * spread
+    deep(lr).square().mean().backward()
+    for block in deep.blocks[2:]:
+        for conv in block.atrous_convs:
+            assert conv.weight.grad.abs().sum() > 0  # alive: ReLU passes gradient
+
+
+def test_only_channels_and_blocks_may_grow_and_only_with_a_per_channel_fusion():
     narrow = SRMFENet(scale=2, channels=6, n_blocks=2)
-    assert can_widen(narrow, SRMFENet(narrow.config, channels=8))
-    assert not can_widen(narrow, SRMFENet(narrow.config, channels=4))  # narrower
-    assert not can_widen(narrow, SRMFENet(narrow.config, channels=8, n_blocks=3))
-    assert not can_widen(narrow, SRMFENet(narrow.config, channels=8, scale=4))
+    assert can_grow(narrow, SRMFENet(narrow.config, channels=8))
+    assert can_grow(narrow, SRMFENet(narrow.config, n_blocks=3))
+    assert can_grow(narrow, SRMFENet(narrow.config, channels=8, n_blocks=3))
+    assert not can_grow(narrow, narrow)  # nothing grows: a plain copy, not this
+    assert not can_grow(narrow, SRMFENet(narrow.config, channels=4))  # narrower
+    assert not can_grow(narrow, SRMFENet(narrow.config, channels=8, n_blocks=1))  # shallower
+    assert not can_grow(narrow, SRMFENet(narrow.config, channels=8, scale=4))
+    assert not can_grow(narrow, SRMFENet(narrow.config, dilation_rates=(1, 2)))
     selective = SRMFENet(narrow.config, channels=8, fusion="selective")
-    assert not can_widen(SRMFENet(selective.config, channels=6), selective)  # mixes channels
-    with pytest.raises(ValueError, match="only the channel count may grow"):
-        widen_into(narrow, selective)
+    assert not can_grow(SRMFENet(selective.config, channels=6), selective)  # mixes channels
+    with pytest.raises(ValueError, match="only the channel count"):
+        grow_into(narrow, selective)
 
 
 def test_init_from_a_narrower_checkpoint_widens_it_and_refuses_what_cannot_be(tmp_path):
