@@ -89,3 +89,21 @@ def test_init_from_a_narrower_checkpoint_widens_it_and_refuses_what_cannot_be(tm
         initialise_from(selective, str(path))
     for name, value in selective.state_dict().items():
         assert torch.equal(value, before[name]), name  # refused before anything was copied
+
+
+def test_the_bundled_x2_model_grown_to_six_blocks_moves_by_at_most_a_thousandth():
+    from skimage.data import immunohistochemistry
+
+    from napari_shisrcnet.model import load_checkpoint
+    from napari_shisrcnet.model.bundled import checkpoint_path
+
+    model, _ = load_checkpoint(checkpoint_path("default"))
+    shallow = model.sr_module.float().train()  # unclamped
+    torch.manual_seed(0)
+    deep = SRMFENet(shallow.config, n_blocks=6).train()
+    grow_into(shallow, deep)
+    image = immunohistochemistry()[:64, :64]  # real stained tissue, 8-bit
+    lr = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255
+    with torch.no_grad():
+        moved = (deep(lr) - shallow(lr)).abs().max().item()
+    assert 0 < moved < 2e-3  # 1.0e-3 measured on a 128 px crop (docs/training.md)
