@@ -80,7 +80,8 @@ def test_init_from_a_narrower_checkpoint_widens_it_and_refuses_what_cannot_be(tm
     narrow = trained_like(SHISRCNet(channels=6, n_blocks=1, width=0.125, fpn_channels=64), 3)
     path = save_checkpoint(narrow, tmp_path / "narrow-joint.safetensors")
     wide = SRMFENet(narrow.sr_module.config, channels=12)
-    initialise_from(wide, str(path))  # the joint model's SR module, widened
+    done = initialise_from(wide, str(path))  # the joint model's SR module, widened
+    assert done == "SR module grown from 6 channels x 1 blocks to 12 x 1 (train/grow.py)"
     lr = torch.rand(1, 3, 16, 16)
     torch.testing.assert_close(wide.train()(lr), narrow.sr_module.train()(lr), atol=1e-5, rtol=0)
     selective = SRMFENet(narrow.sr_module.config, channels=12, fusion="selective")

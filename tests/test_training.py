@@ -230,7 +230,7 @@ def test_two_process_ddp_on_cpu(tmp_path, breakhis_tree):
     assert info.provenance["split"]["patients"]["test"] == split["test"]
 
 
-def test_a_joint_model_starts_from_separately_trained_modules(tmp_path, breakhis_tree):
+def test_a_joint_model_starts_from_separately_trained_modules(tmp_path, breakhis_tree, capsys):
     for stage in ("sr", "classifier"):
         config = TrainConfig(epochs=1, stage=stage, max_steps=1, **TINY)
         Trainer(breakhis_tree, tmp_path / stage, config).run()
@@ -238,7 +238,11 @@ def test_a_joint_model_starts_from_separately_trained_modules(tmp_path, breakhis
     # From the command line, DATA_ROOT last: --init is repeated, it swallows nothing.
     command = ["train", "--init", modules[0], "--init", modules[1], "--max-steps", "0"]
     command += ["--out", str(tmp_path / "joint"), *TINY_CLI, str(breakhis_tree)]
+    capsys.readouterr()
     assert main(command) == 0  # validates the composed model, saves it, stops
+    printed = capsys.readouterr().out.splitlines()  # what each --init did, said once
+    assert f"--init {modules[0]}: SR module copied" in printed
+    assert f"--init {modules[1]}: classifier copied" in printed
     history = json.loads((tmp_path / "joint" / "metrics.json").read_text())
     assert len(history) == 1 and "accuracy_image" in history[0]
     assert "train_total" not in history[0]
@@ -266,6 +270,7 @@ def test_a_joint_model_starts_from_separately_trained_modules(tmp_path, breakhis
         sr_only.model.state_dict().values(), model.sr_module.state_dict().values(), strict=True
     ):
         assert torch.equal(x, y)
+    assert sr_only.init_notes == [f"--init {joint}: SR module copied"]
 
 
 def test_moving_average_is_what_is_validated_and_saved(tmp_path, breakhis_tree):
@@ -382,7 +387,8 @@ def test_an_x4_network_starts_from_an_x2_one_but_for_its_extra_upsampling(tmp_pa
     torch.manual_seed(1)
     x4 = SRMFENet(scale=4, channels=8, n_blocks=1)
     fresh = {k: v.clone() for k, v in x4.state_dict().items()}
-    initialise_from(x4, str(path))
+    done = initialise_from(x4, str(path))
+    assert done == "SR module copied but for the upsampling stage(s) that x4 adds"
     source = x2.state_dict()
     for name, tensor in x4.state_dict().items():
         if name in source and source[name].shape == tensor.shape:

@@ -18,12 +18,13 @@ def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
     return SHISRCNet(model_config)
 
 
-def initialise_from(model: torch.nn.Module, checkpoint: str) -> None:
+def initialise_from(model: torch.nn.Module, checkpoint: str) -> str:
     """Load weights for fine-tuning: same architecture, or one module of a joint model
     (SR-only weights into its SR module, classifier-only weights into its classifier, and
     back: a joint model's SR module or classifier into an SR-only or classifier-only model).
 
-    ``checkpoint`` is a file or ``"default"`` (the bundled model).
+    ``checkpoint`` is a file or ``"default"`` (the bundled model). Returns what was done,
+    in words, for the training log.
     """
     from ..model.bundled import checkpoint_path
 
@@ -45,16 +46,25 @@ def initialise_from(model: torch.nn.Module, checkpoint: str) -> None:
         )
     # Decided before anything is copied: a refused init leaves the model as it was built
     # (load_state_dict copies the tensors that fit before it reports those that do not).
+    what = {SRMFENet: "SR module", SKNetFPNClassifier: "classifier"}.get(type(target), "model")
     if _same_shapes(source, target):
         target.load_state_dict(source.state_dict())
-    elif _differs_only_in_scale(source, target):
+        return f"{what} copied"
+    if _differs_only_in_scale(source, target):
         _transfer_across_scales(source, target)
-    elif isinstance(source, SRMFENet) and isinstance(target, SRMFENet):
+        return (
+            f"{what} copied but for the upsampling stage(s) that x{_sr_config(target).scale} adds"
+        )
+    if isinstance(source, SRMFENet) and isinstance(target, SRMFENet):
         if not can_grow(source, target):  # a smaller SR module may start a larger one
             raise _config_differs(checkpoint, info)
         grow_into(source, target)
-    else:
-        raise _config_differs(checkpoint, info)
+        small, large = source.config, target.config
+        return (
+            f"SR module grown from {small.channels} channels x {small.n_blocks} blocks to "
+            f"{large.channels} x {large.n_blocks} (train/grow.py)"
+        )
+    raise _config_differs(checkpoint, info)
 
 
 def _config_differs(checkpoint: str, info) -> ValueError:

@@ -267,6 +267,8 @@ def run_train(args) -> int:
 def _print_start(trainer, first: bool) -> None:
     if first:
         print(_pixel_size_line(trainer))
+        for note in trainer.init_notes:
+            print(note)
     if trainer.moved_from_test:
         print(
             f"{trainer.moved_from_test} test image(s) belong to patients an --init checkpoint "

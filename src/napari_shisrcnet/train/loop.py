@@ -92,8 +92,11 @@ class Trainer:
         self.device = ddp.device_for(self.rank, resolve_device(config.device))
         torch.manual_seed(config.seed)
         self.model = build_model(config, len(self.class_names))
-        for checkpoint in config.init_checkpoints:
-            initialise_from(self.model, checkpoint)
+        #: What each --init did, in words, for the log.
+        self.init_notes = [
+            f"--init {checkpoint}: {initialise_from(self.model, checkpoint)}"
+            for checkpoint in config.init_checkpoints
+        ]
         self.model = self.model.to(self.device)
         self.train_model = ddp.wrap(self.model, self.rank, self.device)  # DDP under torchrun
         self.ema = moving_average(self.model, config.ema_decay)
