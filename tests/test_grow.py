@@ -49,10 +49,10 @@ def test_the_deepened_module_starts_close_to_the_shallow_one_and_its_new_blocks_
     moved = (deep(lr) - shallow(lr)).abs()
     spread = shallow(lr).std()
     # Close, not equal: the new blocks' weights are small but not zero (grow.py). At
-    # NEW_BLOCK_WEIGHT_SCALE 0.01 the largest change is 0.014 of the output's spread; new
+    # NEW_BLOCK_WEIGHT_SCALE 0.1 the largest change is 0.13 of the output's spread; new
     # blocks at full (PyTorch-default) size move it by 2.0.
-    assert NEW_BLOCK_WEIGHT_SCALE == 0.01
-    assert 0 < moved.max() < 0.05 * spread
+    assert NEW_BLOCK_WEIGHT_SCALE == 0.1
+    assert 0 < moved.max() < 0.2 * spread
     deep(lr).square().mean().backward()
     for block in deep.blocks[2:]:
         for conv in block.atrous_convs:
@@ -92,7 +92,7 @@ def test_init_from_a_narrower_checkpoint_widens_it_and_refuses_what_cannot_be(tm
         assert torch.equal(value, before[name]), name  # refused before anything was copied
 
 
-def test_the_bundled_x2_model_grown_to_six_blocks_moves_by_at_most_a_thousandth():
+def test_the_bundled_x2_model_grown_to_six_blocks_moves_by_about_a_hundredth():
     from skimage.data import immunohistochemistry
 
     from napari_shisrcnet.model import load_checkpoint
@@ -106,5 +106,6 @@ def test_the_bundled_x2_model_grown_to_six_blocks_moves_by_at_most_a_thousandth(
     image = immunohistochemistry()[:64, :64]  # real stained tissue, 8-bit
     lr = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255
     with torch.no_grad():
-        moved = (deep(lr) - shallow(lr)).abs().max().item()
-    assert 0 < moved < 2e-3  # 1.0e-3 measured on a 128 px crop (docs/training.md)
+        moved = (deep(lr) - shallow(lr)).abs()
+    assert 0 < moved.max() < 0.015  # measured: 0.0092
+    assert moved.square().mean().sqrt() < 0.003  # measured: 0.0019 (docs/training.md)
