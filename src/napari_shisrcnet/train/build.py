@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from ..model import SHISRCNet, SKNetFPNClassifier, SRMFENet, load_checkpoint
@@ -16,6 +18,11 @@ def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
     if config.stage == "classifier":
         return SKNetFPNClassifier(model_config.classifier)
     return SHISRCNet(model_config)
+
+
+def initialise_all(model: torch.nn.Module, checkpoints: Sequence[str]) -> list[str]:
+    """Initialise ``model`` from each checkpoint in turn; what each did, for the log."""
+    return [f"--init {path}: {initialise_from(model, path)}" for path in checkpoints]
 
 
 def initialise_from(model: torch.nn.Module, checkpoint: str) -> str:

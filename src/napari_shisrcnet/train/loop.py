@@ -30,7 +30,7 @@ from ..engine.runner import CancelToken, RunCancelled
 from ..errors import OptionError
 from ..model import SHISRCNetLoss, focal_loss, load_checkpoint, save_checkpoint
 from . import ddp
-from .build import build_model, initialise_from, moving_average, with_init_fusion
+from .build import build_model, initialise_all, moving_average, with_init_fusion
 from .class_balance import balanced_order, with_class_balance
 from .config import TrainConfig
 from .decision import check_decision_classes
@@ -92,11 +92,7 @@ class Trainer:
         self.device = ddp.device_for(self.rank, resolve_device(config.device))
         torch.manual_seed(config.seed)
         self.model = build_model(config, len(self.class_names))
-        #: What each --init did, in words, for the log.
-        self.init_notes = [
-            f"--init {checkpoint}: {initialise_from(self.model, checkpoint)}"
-            for checkpoint in config.init_checkpoints
-        ]
+        self.init_notes = initialise_all(self.model, config.init_checkpoints)
         self.model = self.model.to(self.device)
         self.train_model = ddp.wrap(self.model, self.rank, self.device)  # DDP under torchrun
         self.ema = moving_average(self.model, config.ema_decay)
