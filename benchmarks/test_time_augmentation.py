@@ -39,13 +39,7 @@ from napari_shisrcnet.model.bundled import checkpoint_path
 from napari_shisrcnet.samples import CMU_SMALL_REGION
 from napari_shisrcnet.train.evaluate import evaluate_records
 from napari_shisrcnet.train.loop import Trainer
-from napari_shisrcnet.train.pyramid_evaluation import (
-    evaluate_regions,
-    read_regions,
-    reference_block,
-    summarise,
-    tissue_region_origins,
-)
+from napari_shisrcnet.train.pyramid_evaluation import evaluate_regions, slide_regions, summarise
 
 VIEWS = [(flip, turns) for flip in (False, True) for turns in range(4)]
 
@@ -82,10 +76,7 @@ def sr_comparison(checkpoint: str, region_px: int = 256, regions: int = 8) -> di
             level0, Path(folder) / "c.tif", factor=2, quality=30, mpp=0.499
         )
         with open_slide(path) as slide:
-            downsamples = slide.metadata.level_downsamples
-            origins = tissue_region_origins(slide.levels, 1, region_px, regions, 0)
-            block = reference_block(downsamples[1] / downsamples[0], 2, 0)
-            pixels = read_regions(slide.levels, 0, 2, origins, region_px, block)
+            _, _, pixels = slide_regions(slide, 0, 2, region_px, regions, seed=0)
     model, _ = load_checkpoint(checkpoint_path(checkpoint))
     sr = model.sr_module if hasattr(model, "sr_module") else model
     result = {"plain": summarise(evaluate_regions(sr, pixels, 2))}

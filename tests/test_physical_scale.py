@@ -52,16 +52,10 @@ def test_the_real_svs_is_read_at_the_asked_pixel_size():
     assert sr.shape == (128, 128, 3)
 
 
-@pytest.fixture(scope="module")
-def model_with_mpp(tiny_checkpoint_1um):
-    """A tiny checkpoint that records its training HR pixel size: 0.5 µm/px (LR 1.0 at x2)."""
-    return tiny_checkpoint_1um
-
-
 def test_by_default_a_slide_is_read_at_the_models_pixel_size(
-    tmp_path, pyramid_tiff, model_with_mpp
+    tmp_path, pyramid_tiff, tiny_checkpoint_1um
 ):
-    model = api.load_model(model_with_mpp, "cpu")
+    model = api.load_model(tiny_checkpoint_1um, "cpu")
     assert model.lr_mpp == pytest.approx(1.0)
     result = api.process_slide(pyramid_tiff, tmp_path, model, classification_tile_px=64)
     summary = result.summary  # 0.5 µm/px slide with a /2 level: read level 1 as stored
@@ -94,11 +88,11 @@ def test_the_same_tissue_at_two_pixel_sizes_gives_the_same_class_map(tmp_path, t
     assert difference < 0.05, difference
 
 
-def test_a_slide_without_a_pixel_size_is_read_as_stored_with_a_warning(model_with_mpp):
+def test_a_slide_without_a_pixel_size_is_read_as_stored_with_a_warning(tiny_checkpoint_1um):
     from napari_shisrcnet.settings import PixelSizeWarning
 
     image = np.full((96, 128, 3), 200, np.uint8)
-    model = api.load_model(model_with_mpp, "cpu")
+    model = api.load_model(tiny_checkpoint_1um, "cpu")
     with pytest.warns(PixelSizeWarning, match="pixel size is unknown.*1 µm/px the model"):
         sr = api.super_resolve(image, model)
     assert sr.shape == (192, 256, 3)  # as stored: nothing invented

@@ -8,13 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..figures import pyplot, save
-from .pyramid_evaluation import (
-    evaluate_regions,
-    read_regions,
-    reference_block,
-    summarise,
-    tissue_region_origins,
-)
+from .pyramid_evaluation import evaluate_regions, slide_regions, summarise
 
 TABLE_COLUMNS = ("psnr", "psnr_bicubic", "psnr_y", "psnr_y_bicubic", "ssim", "ssim_bicubic")
 FIGURE_ROWS = 4
@@ -62,7 +56,9 @@ def run_evaluate_pyramid(args) -> int:
 
     model, scale, checkpoint = _model(args.checkpoint, args.scale)
     with open_slide(args.slide) as slide:  # the regions are read into memory, then closed
-        ratio, block, regions = _read_regions(slide, args, scale)
+        ratio, block, regions = slide_regions(
+            slide, args.level, scale, args.region_px, args.regions, args.seed
+        )
     rows = evaluate_regions(model, regions, scale)
     report = {
         "slide": str(args.slide),
@@ -82,20 +78,6 @@ def run_evaluate_pyramid(args) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return 0
-
-
-def _read_regions(slide, args, scale: int):
-    """(level ratio, reference block mean, the regions) of ``slide`` at ``args.level``."""
-    levels, downsamples = slide.levels, slide.metadata.level_downsamples
-    if not 0 <= args.level < len(levels) - 1:
-        raise ValueError(
-            f"{args.slide}: has {len(levels)} pyramid level(s); level must be 0-{len(levels) - 2} "
-            "so that level + 1 exists (--level)"
-        )
-    ratio = downsamples[args.level + 1] / downsamples[args.level]
-    block = reference_block(ratio, scale, args.level)
-    origins = tissue_region_origins(levels, args.level + 1, args.region_px, args.regions, args.seed)
-    return ratio, block, read_regions(levels, args.level, scale, origins, args.region_px, block)
 
 
 def _table(report: dict) -> str:

@@ -94,6 +94,23 @@ def read_regions(
     return regions
 
 
+def slide_regions(
+    slide, level: int, scale: int, region_px: int, regions: int, seed: int
+) -> tuple[float, int, list[PyramidRegion]]:
+    """(level ratio, reference block mean, the regions) of an open ``slide``: ``regions``
+    tissue regions of ``region_px`` LR px of level ``level + 1``, with level ``level``."""
+    levels, downsamples = slide.levels, slide.metadata.level_downsamples
+    if not 0 <= level < len(levels) - 1:
+        raise ValueError(
+            f"{slide.metadata.path}: has {len(levels)} pyramid level(s); level must be "
+            f"0-{len(levels) - 2} so that level + 1 exists (--level)"
+        )
+    ratio = downsamples[level + 1] / downsamples[level]
+    block = reference_block(ratio, scale, level)
+    origins = tissue_region_origins(levels, level + 1, region_px, regions, seed)
+    return ratio, block, read_regions(levels, level, scale, origins, region_px, block)
+
+
 @torch.inference_mode()
 def super_resolve_region(model, lr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """(SR, bicubic) of an (H, W, 3) uint8 region, as float RGB in [0, 1]."""
