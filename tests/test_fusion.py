@@ -70,14 +70,14 @@ def test_an_unknown_fusion_is_refused(tmp_path):
 
 
 def test_training_defaults_to_selective_but_fine_tunes_a_checkpoint_as_built(tmp_path):
-    from napari_shisrcnet.train.build import build_model, with_init_fusion
+    from napari_shisrcnet.train.build import build_model, with_init_architecture
     from napari_shisrcnet.train.config import TrainConfig
 
     small = dict(sr_channels=8, sr_blocks=1, classifier_width=0.125)
-    fresh = build_model(with_init_fusion(TrainConfig(**small)), 2)
+    fresh = build_model(with_init_architecture(TrainConfig(**small)), 2)
     assert fresh.sr_module.config.fusion == "selective"
     paper = save_checkpoint(SRMFENet(channels=8, n_blocks=1), tmp_path / "paper.safetensors")
-    tuned = with_init_fusion(TrainConfig(stage="sr", init_checkpoints=(str(paper),), **small))
+    tuned = with_init_architecture(TrainConfig(stage="sr", init_checkpoints=(str(paper),), **small))
     assert tuned.sr_fusion == "paper"  # the bundled model (and older checkpoints) too
-    assert with_init_fusion(TrainConfig(init_checkpoints=("default",))).sr_fusion == "paper"
+    assert with_init_architecture(TrainConfig(init_checkpoints=("default",))).sr_fusion == "paper"
     assert TrainConfig.from_dict({"sr_channels": 8}).sr_fusion == "paper"  # recorded before

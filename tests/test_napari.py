@@ -248,6 +248,50 @@ def test_train_widget_stop_leaves_a_resumable_checkpoint(
     assert (tmp_path / "best.safetensors").exists()
 
 
+def test_number_fields_keep_the_values_users_type(make_napari_viewer):
+    from napari_shisrcnet.napari.widgets.train import TrainWidget
+
+    viewer = make_napari_viewer()
+    train, super_resolve = TrainWidget(viewer), SuperResolveWidget(viewer)
+    train.lr.value, train.classifier_width.value = 5e-5, 0.125
+    super_resolve.slide_mpp.value = 0.4990  # e.g. the CMU scan's level 0 (not 0.50)
+    assert train.config().lr == 5e-5 and train.config().classifier_width == 0.125
+    assert super_resolve.slide_mpp.value == 0.499
+
+
+def test_train_widget_fine_tunes_a_checkpoint_with_its_architecture(
+    make_napari_viewer, breakhis_tree, tmp_path
+):
+    from napari_shisrcnet.napari.widgets.train import BUNDLED_MODEL, RANDOM_WEIGHTS
+
+    first, tuned = tmp_path / "first", tmp_path / "tuned"
+    first.mkdir(), tuned.mkdir()
+    widget = _train_widget(make_napari_viewer(), breakhis_tree, first)
+    widget.synchronous = True
+    shown = lambda field: not field.native.isHidden()  # noqa: E731 (the dock is not shown)
+    assert widget.start_from.value == RANDOM_WEIGHTS and not shown(widget.init_file)
+    widget.start()
+    assert widget.started_from.value == "random weights"
+    widget.out_dir.value = tuned
+    widget.start_from.value = CHECKPOINT_CHOICE
+    assert shown(widget.init_file)
+    widget.start()  # no file chosen: refused, nothing written
+    assert widget.status.value == "error: choose the checkpoint to start from"
+    assert not list(tuned.iterdir())
+    widget.sr_channels.value, widget.classifier_width.value = 64, 1.0
+    widget.init_file.value = first / "best.safetensors"  # its widths replace the form's
+    assert (widget.sr_channels.value, widget.classifier_width.value) == (8, 0.125)
+    widget.start()
+    assert widget.status.value == "done"
+    assert widget.started_from.value == f"--init {first / 'best.safetensors'}: model copied"
+    trained = load_checkpoint(tuned / "best.safetensors")[1].provenance["train_config"]
+    assert trained["init_checkpoints"] == [str(first / "best.safetensors")]
+    if BUNDLED_MODEL in widget.start_from.choices:  # the bundled model's widths, x4's at x4
+        widget.scale.value, widget.start_from.value = 4, BUNDLED_MODEL
+        assert (widget.sr_channels.value, widget.classifier_width.value) == (64, 0.25)
+        assert widget.config().init_checkpoints == ("default-x4",)
+
+
 def test_a_second_run_while_one_runs_is_refused_and_the_first_stays_cancellable(
     classify_widget, qtbot
 ):
@@ -382,7 +426,7 @@ def test_closing_the_viewer_during_a_job_cancels_it_cleanly(pyramid_tiff, tiny_c
     assert "has been deleted" not in run.stderr and "Traceback" not in run.stderr
 
 
-def test_every_dock_scrolls_and_the_train_plot_stays_legible(make_napari_viewer):
+def test_every_dock_scrolls_and_the_train_plot_stays_legible(make_napari_viewer, qtbot):
     from qtpy.QtWidgets import QApplication, QScrollArea
 
     from napari_shisrcnet.napari.widgets.train import MIN_PLOT_HEIGHT_PX, TrainWidget
@@ -403,9 +447,9 @@ def test_every_dock_scrolls_and_the_train_plot_stays_legible(make_napari_viewer)
     assert viewer.window._qt_window.height() <= 720
     # Only the height scrolls: a long line written after a run widens the dock, not cut off.
     docks[1].summary.value = "malignant: 1234 tiles, 12.345 mm², a long summary line " * 2
-    QApplication.processEvents()
     form = docks[1].native.widget()
-    assert docks[1].native.width() >= form.minimumSizeHint().width()
+    # Qt lays out over a few event-loop passes (how many depends on the other docks' forms).
+    qtbot.waitUntil(lambda: docks[1].native.width() >= form.minimumSizeHint().width(), timeout=5000)
 
 
 def test_the_scale_choice_shows_what_the_model_can_do(make_napari_viewer, tiny_checkpoint):

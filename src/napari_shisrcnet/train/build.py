@@ -149,20 +149,50 @@ def moving_average(model: torch.nn.Module, decay: float | None):
     return AveragedModel(model, multi_avg_fn=ema_with_warmup(decay), use_buffers=True)
 
 
-def with_init_fusion(config: TrainConfig) -> TrainConfig:
-    """``config`` with its SR fusion left unset taken from the checkpoint it fine-tunes
-    (so ``--init default`` fine-tunes the bundled model as it is built)."""
+#: TrainConfig architecture setting -> where a checkpoint's config holds it.
+_FROM_CHECKPOINT = {
+    "sr_channels": ("sr", "channels"),
+    "sr_blocks": ("sr", "n_blocks"),
+    "sr_fusion": ("sr", "fusion"),
+    "classifier_width": ("classifier", "width"),
+}
+
+
+def with_init_architecture(config: TrainConfig) -> TrainConfig:
+    """``config`` with each architecture setting it leaves unset taken from the first
+    checkpoint it fine-tunes that has one (so ``--init default`` fine-tunes the bundled
+    model as it is built), else from DEFAULT_ARCHITECTURE. Explicit settings stay: a
+    larger SR module is grown from a smaller one (train/grow.py)."""
     from dataclasses import replace
 
+    unset = [name for name in _FROM_CHECKPOINT if getattr(config, name) is None]
+    found = init_architecture(config.init_checkpoints)
+    return replace(config, **{name: found.get(name, config.architecture(name)) for name in unset})
+
+
+def init_architecture(checkpoints: Sequence[str]) -> dict:
+    """The architecture settings these checkpoints fix, each from the first that has it
+    (``sr_channels``, ``sr_blocks``, ``sr_fusion``, ``classifier_width``)."""
+    found: dict = {}
+    for checkpoint in checkpoints:
+        sections = _config_sections(checkpoint)
+        for name, (section, key) in _FROM_CHECKPOINT.items():
+            if key in sections.get(section, {}):
+                found.setdefault(name, sections[section][key])
+    return found
+
+
+def _config_sections(checkpoint: str) -> dict:
+    """A checkpoint's model config as {"sr": ..., "classifier": ...} (the parts it has)."""
     from ..model.bundled import checkpoint_path
     from ..model.checkpoint import read_checkpoint_info
 
-    if config.sr_fusion is not None:
-        return config
-    for checkpoint in config.init_checkpoints:
-        path = checkpoint_path(checkpoint)
-        sr = read_checkpoint_info(path).config
-        sr = sr.get("sr", sr)  # a joint model's SR section, or an SR-only model's config
-        if "channels" in sr:
-            return replace(config, sr_fusion=sr.get("fusion", "paper"))
-    return config
+    info = read_checkpoint_info(checkpoint_path(checkpoint))
+    sections = {
+        "SHISRCNet": info.config,
+        "SRMFENet": {"sr": info.config},
+        "SKNetFPNClassifier": {"classifier": info.config},
+    }.get(info.architecture, {})
+    if "sr" in sections:  # trained before fusion was a setting: the paper's MSF
+        sections["sr"] = {"fusion": "paper", **sections["sr"]}
+    return sections

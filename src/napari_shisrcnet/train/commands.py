@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import STAGES, TrainConfig
+from .config import DEFAULT_ARCHITECTURE, STAGES, TrainConfig
 
 _TRAIN_OPTIONS = {  # CLI flag -> (TrainConfig field, type, help)
     "--scale": ("scale", int, "SR factor: 2, 4 or 8"),
@@ -130,6 +130,9 @@ def add_commands(commands) -> None:
         if name == "init_checkpoints":  # repeatable
             train.add_argument(flag, dest=name, action="append", metavar="CHECKPOINT", help=text)
             continue
+        if name in DEFAULT_ARCHITECTURE:  # unset: the --init checkpoint's, else the default
+            default = argparse.SUPPRESS
+            text = f"{text} (default: {DEFAULT_ARCHITECTURE[name]}, or the --init checkpoint's)"
         train.add_argument(flag, dest=name, type=kind, default=default, metavar=metavar, help=text)
     train.add_argument("--resume", action="store_true", help="continue from DIR/last*.safetensors")
     train.set_defaults(handler=run_train)
@@ -243,7 +246,7 @@ def run_train(args) -> int:
         out = args.out / f"fold-{fold}" if config.folds > 1 else args.out
         trainer = Trainer(args.data_root, out, replace(config, fold=fold), _epoch_printer(out))
         if trainer.rank.is_main:
-            _print_start(trainer, first=fold == folds[0])
+            _print_start(trainer, first=fold == folds[0], resume=args.resume)
         try:
             trainer.run(resume=args.resume)
         except (TrainingStopped, KeyboardInterrupt):
@@ -264,10 +267,12 @@ def run_train(args) -> int:
     return 0
 
 
-def _print_start(trainer, first: bool) -> None:
+def _print_start(trainer, first: bool, resume: bool) -> None:
     if first:
         print(_pixel_size_line(trainer))
-        for note in trainer.init_notes:
+        # Resuming replaces the --init weights with the saved state's.
+        notes = [f"resuming from {trainer.out_dir}"] if resume else trainer.init_notes
+        for note in notes:
             print(note)
     if trainer.moved_from_test:
         print(

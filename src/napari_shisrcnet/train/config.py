@@ -6,11 +6,20 @@ from dataclasses import asdict, dataclass, field, fields
 
 from ..data.degradations import DEGRADATIONS, is_degradation
 from ..model import LossConfig, SHISRCNetConfig
+from ..model.bundled import BUNDLED_WEIGHTS
 from .class_balance import CLASS_BALANCE
 from .decision import DECISION_RULES
 
 STAGES = ("joint", "sr", "classifier")
 DEFAULT_SR_FUSION = "selective"
+#: The architecture a fresh network gets (the paper's widths; the fusion measured best).
+#: Fine-tuning (--init) takes each one the user leaves unset from the checkpoint instead.
+DEFAULT_ARCHITECTURE = {
+    "sr_channels": 64,
+    "sr_blocks": 3,
+    "sr_fusion": DEFAULT_SR_FUSION,
+    "classifier_width": 1.0,
+}
 PATIENT_TEST_FRACTION = 0.2
 LEAKY_TEST_FRACTION = 0.3  # the paper's image-level 7:3
 
@@ -38,13 +47,14 @@ class TrainConfig:
     lr_decay: float = 0.9
     lr_decay_every_epochs: int = 2
     loss: LossConfig = field(default_factory=LossConfig)
-    sr_channels: int = 64
-    sr_blocks: int = 3
+    # The architecture; None: DEFAULT_ARCHITECTURE's, or the checkpoint's being fine-tuned
+    # (--init; train/build.with_init_architecture). MFE branch fusion: selective (learned;
+    # measured best, docs/model.md), paper or mean.
+    sr_channels: int | None = None
+    sr_blocks: int | None = None
     bicubic_residual: bool = True
-    # MFE branch fusion: selective (learned; measured best, docs/model.md), paper or mean;
-    # None: selective, or the fusion of the checkpoint being fine-tuned (--init).
     sr_fusion: str | None = None
-    classifier_width: float = 1.0
+    classifier_width: float | None = None
     projection_dim: int | None = None
     magnification: int | None = None
     # µm/px of the training HR images, recorded in checkpoints so that slides are read at the
@@ -111,21 +121,28 @@ class TrainConfig:
             raise ValueError(f"repeats must be at least 1, got {self.repeats}")
         checkpoints = self.init_checkpoints or ()
         checkpoints = (checkpoints,) if isinstance(checkpoints, str) else tuple(checkpoints)
-        object.__setattr__(self, "init_checkpoints", checkpoints)
+        object.__setattr__(
+            self, "init_checkpoints", tuple(_bundled_for(c, self.scale) for c in checkpoints)
+        )
         if isinstance(self.loss, dict):
             object.__setattr__(self, "loss", LossConfig(**self.loss))
 
     def model_config(self, num_classes: int) -> SHISRCNetConfig:
         return SHISRCNetConfig().with_overrides(
             scale=self.scale,
-            channels=self.sr_channels,
-            n_blocks=self.sr_blocks,
+            channels=self.architecture("sr_channels"),
+            n_blocks=self.architecture("sr_blocks"),
             bicubic_residual=self.bicubic_residual,
-            fusion=self.sr_fusion or DEFAULT_SR_FUSION,
+            fusion=self.architecture("sr_fusion"),
             num_classes=num_classes,
-            width=self.classifier_width,
+            width=self.architecture("classifier_width"),
             projection_dim=self.projection_dim,
         )
+
+    def architecture(self, name: str):
+        """An architecture setting, DEFAULT_ARCHITECTURE's where it is unset."""
+        value = getattr(self, name)
+        return DEFAULT_ARCHITECTURE[name] if value is None else value
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -139,6 +156,12 @@ class TrainConfig:
         if values.get("init_checkpoint"):  # checkpoints written before init_checkpoints
             values.setdefault("init_checkpoints", (values["init_checkpoint"],))
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _bundled_for(checkpoint: str, scale: int) -> str:
+    """``default`` is the bundled model of the scale being trained (default-x4 for x4)."""
+    named = f"default-x{scale}"
+    return named if checkpoint == "default" and named in BUNDLED_WEIGHTS else checkpoint
 
 
 def _one_of(choices: tuple[str, ...]) -> str:

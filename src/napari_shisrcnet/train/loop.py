@@ -30,7 +30,7 @@ from ..engine.runner import CancelToken, RunCancelled
 from ..errors import OptionError
 from ..model import SHISRCNetLoss, focal_loss, load_checkpoint, save_checkpoint
 from . import ddp
-from .build import build_model, initialise_all, moving_average, with_init_fusion
+from .build import build_model, initialise_all, moving_average, with_init_architecture
 from .class_balance import balanced_order, with_class_balance
 from .config import TrainConfig
 from .decision import check_decision_classes
@@ -42,7 +42,8 @@ from .state import load_training_state, save_training_state
 @dataclass
 class TrainEvent:
     """What the training loop reports: ``kind`` is batch, validation (``batch`` of
-    ``batches_per_epoch`` images validated), epoch, stopped or done."""
+    ``batches_per_epoch`` images validated), epoch, stopped or done; a widget also reports
+    started (``notes``: what the weights start from)."""
 
     kind: str
     epoch: int
@@ -52,6 +53,7 @@ class TrainEvent:
     losses: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     checkpoint: Path | None = None
+    notes: tuple[str, ...] = ()  # started: what the weights start from (--init, resume)
 
 
 TrainCallback = Callable[[TrainEvent], None]
@@ -72,7 +74,7 @@ class Trainer:
         events: TrainCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> None:
-        config = with_init_fusion(config or TrainConfig())
+        config = with_init_architecture(config or TrainConfig())
         self.config, self.events, self.cancel = config, events, cancel
         self.data_root, self.out_dir = Path(data_root), Path(out_dir)
         self.records = index_dataset(self.data_root, config.magnification)

@@ -17,7 +17,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
-    FloatSpinBox,
     Label,
     ProgressBar,
     PushButton,
@@ -40,6 +39,7 @@ from .choices import (
     field_of_view,
     model_choices,
 )
+from .fields import precise_float
 from .scrolling import ScrollsInDock
 
 READ_AT_MODEL_MPP = "model's µm/px"
@@ -108,8 +108,8 @@ class JobWidget(ScrollsInDock, RunsJobs, Container):
             tooltip="the µm/px the model was trained at (when it records it and the slide's "
             "pixel size is known), or the level as stored",
         )
-        self.slide_mpp = FloatSpinBox(
-            label="slide µm/px (0 = file's)", min=0.0, max=100.0, step=0.01, value=0.0
+        self.slide_mpp = precise_float(
+            4, label="slide µm/px (0 = file's)", min=0.0, max=100.0, step=0.01, value=0.0
         )
         self.run_button = PushButton(text=f"Run {title}")
         self.cancel_button = PushButton(text="Cancel", enabled=False)

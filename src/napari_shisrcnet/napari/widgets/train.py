@@ -31,11 +31,14 @@ from ...train.config import STAGES, TrainConfig
 from ...train.decision import DECISION_RULES
 from ..job_state import JobRunner, JobStatus, RunsJobs
 from ..model_handover import MODEL_HANDOVER
-from .choices import device_choices
+from .choices import CHECKPOINT_CHOICE, device_choices
+from .fields import precise_float
 from .scrolling import ScrollsInDock
 
 #: The degradations the widget offers (any mixture works from the command line).
 DEGRADATION_CHOICES = ("bicubic", "scanner", "realistic", "scanner+bicubic")
+#: Where training starts: random weights, or fine-tuning (--init) a checkpoint.
+RANDOM_WEIGHTS, BUNDLED_MODEL = "random weights", "bundled model (this scale)"
 #: The loss plot never shrinks below this (two axes with labels stay legible).
 MIN_PLOT_HEIGHT_PX = 260
 
@@ -110,19 +113,28 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
         self.fold = SpinBox(label="fold", min=0, max=9, value=defaults.fold)
         self.epochs = SpinBox(label="epochs", min=1, max=10_000, value=defaults.epochs)
         self.batch_size = SpinBox(label="batch size", min=1, max=512, value=defaults.batch_size)
-        self.lr = FloatSpinBox(
-            label="learning rate", min=1e-6, max=1.0, step=1e-4, value=defaults.lr
+        self.lr = precise_float(
+            6, label="learning rate", min=1e-6, max=1.0, step=1e-4, value=defaults.lr
         )
         self.hr_crop_px = SpinBox(label="HR crop (px)", min=32, max=2048, value=defaults.hr_crop_px)
-        self.sr_channels = SpinBox(label="SR channels", min=4, max=256, value=defaults.sr_channels)
-        self.classifier_width = FloatSpinBox(
-            label="classifier width", min=0.05, max=2.0, step=0.05, value=defaults.classifier_width
+        self.sr_channels = SpinBox(
+            label="SR channels", min=4, max=256, value=defaults.architecture("sr_channels")
         )
+        self.classifier_width = precise_float(
+            4,
+            label="classifier width",
+            min=0.05,
+            max=2.0,
+            step=0.05,
+            value=defaults.architecture("classifier_width"),
+        )
+        start = self._start_fields()
         recipe = self._recipe_fields(defaults)
         self.device = ComboBox(label="device", choices=[("auto", "auto"), *device_choices()])
         return [
             self.data_root,
             self.out_dir,
+            *start,
             self.scale,
             self.classes,
             self.stage,
@@ -137,6 +149,51 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
             *recipe,
             self.device,
         ]
+
+    def _start_fields(self) -> list:
+        """Random weights, or fine-tune the bundled model or a checkpoint file (--init)."""
+        self.start_from = ComboBox(
+            label="start from",
+            choices=[RANDOM_WEIGHTS, *_bundled_choice(), CHECKPOINT_CHOICE],
+            value=RANDOM_WEIGHTS,
+            tooltip="fine-tuning takes the checkpoint's SR channels, MFE blocks, fusion and "
+            "classifier width; more SR channels than it has grow its SR module",
+        )
+        self.init_file = FileEdit(
+            label="start checkpoint", filter="*.safetensors", visible=False, nullable=True
+        )
+        self.start_from.changed.connect(lambda _: self._show_start())
+        self.init_file.changed.connect(lambda _: self._take_start_architecture())
+        self.scale.changed.connect(lambda _: self._take_start_architecture())
+        return [self.start_from, self.init_file]
+
+    def _show_start(self) -> None:
+        self.init_file.visible = self.start_from.value == CHECKPOINT_CHOICE
+        self._take_start_architecture()
+
+    def init_checkpoints(self) -> tuple[str, ...]:
+        """The form's --init: none, the bundled model of its scale, or the chosen file."""
+        if self.start_from.value == BUNDLED_MODEL:
+            return ("default",)
+        if self.start_from.value == CHECKPOINT_CHOICE:
+            if self.init_file.value is None or str(self.init_file.value) in ("", "."):
+                raise ValueError("choose the checkpoint to start from")
+            return (str(self.init_file.value),)
+        return ()
+
+    def _take_start_architecture(self) -> None:
+        """Show the widths of the checkpoint to fine-tune (a header read: a few KB)."""
+        from ...train.build import init_architecture
+
+        try:
+            scale, checkpoints = int(self.scale.value), self.init_checkpoints()
+            found = init_architecture(
+                TrainConfig(scale=scale, init_checkpoints=checkpoints).init_checkpoints
+            )
+        except (ValueError, LookupError, OSError):
+            return  # no or a bad checkpoint: Start will say why
+        self.sr_channels.value = found.get("sr_channels", self.sr_channels.value)
+        self.classifier_width.value = found.get("classifier_width", self.classifier_width.value)
 
     def _recipe_fields(self, defaults: TrainConfig) -> list:
         """How pairs are made and how the classifier copes with imbalanced classes."""
@@ -171,6 +228,7 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
         self.batch_bar = ProgressBar(label="batches", min=0, max=1, value=0)
         self.status = Label(label="status", value="idle")
         self.checkpoint = Label(label="checkpoint", value="")
+        self.started_from = Label(label="started from", value="")
         self.start_button.changed.connect(lambda _: self.start(resume=False))
         self.resume_button.changed.connect(lambda _: self.start(resume=True))
         self.stop_button.changed.connect(self.stop)
@@ -182,6 +240,7 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
             self.epoch_bar,
             self.batch_bar,
             self.status,
+            self.started_from,
             self.checkpoint,
             self.use_button,
         ]
@@ -200,6 +259,7 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
             hr_crop_px=int(self.hr_crop_px.value),
             sr_channels=int(self.sr_channels.value),
             classifier_width=float(self.classifier_width.value),
+            init_checkpoints=self.init_checkpoints(),
             degradation=self.degradation.value,
             class_balance=self.class_balance.value,
             stain_jitter=float(self.stain_jitter.value),
@@ -207,39 +267,45 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
             device=self.device.value,
         )
 
-    def _trainer(self, resume: bool):
-        from ...train.loop import Trainer
-
+    def _folders(self, resume: bool) -> tuple[Path, Path]:
         data_root, out_dir = Path(str(self.data_root.value)), Path(str(self.out_dir.value))
         if str(self.out_dir.value) in ("", "."):
             raise ValueError("choose an output folder")
         if resume and not (out_dir / "last-state.safetensors").exists():
             raise ValueError(f"{out_dir} holds no resumable training state")
-        return Trainer(data_root, out_dir, self.config())
+        return data_root, out_dir
 
     def start(self, resume: bool = False) -> None:
         """Train (or resume training) with the form's settings."""
         if self.runner.state.status.busy:
             return
-        try:
-            trainer = self._trainer(resume)
+        try:  # the form, read here (never in the worker thread)
+            (data_root, out_dir), config = self._folders(resume), self.config()
         except (ValueError, LookupError, OSError) as error:
             self.runner.fail(error)
             return
 
         def job(report, cancel):
-            trainer.events, trainer.cancel = report, cancel
+            from ...train.loop import Trainer, TrainEvent
+
+            # In the worker: indexing the data and loading --init weights take seconds.
+            trainer = Trainer(data_root, out_dir, config, report, cancel)
+            notes = [f"resuming from {out_dir}"] if resume else trainer.init_notes
+            report(TrainEvent("started", 0, 0, notes=tuple(notes)))
             trainer.run(resume=resume)
             return trainer.out_dir / "best.safetensors"
 
-        self.epoch_bar.max = trainer.config.epochs
+        self.epoch_bar.max = config.epochs
+        self.started_from.value = ""
         self.runner.start(job, self._on_event, self._on_trained, "training…")
 
     def stop(self, _=None) -> None:
         self.runner.cancel("stopping after this batch (a resumable checkpoint is saved)…")
 
     def _on_event(self, event) -> None:
-        if event.kind == "batch":
+        if event.kind == "started":
+            self.started_from.value = "; ".join(event.notes) or "random weights"
+        elif event.kind == "batch":
             self.batch_bar.max = max(1, event.batches_per_epoch)
             self.batch_bar.value = event.batch
             self.plot.add_batch(event.step, event.losses.get("total", float("nan")))
@@ -273,3 +339,10 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
         """Point the Super-resolve and Classify tiles widgets at the best checkpoint."""
         if self.best is not None:
             MODEL_HANDOVER.chosen.emit(str(self.best))
+
+
+def _bundled_choice() -> list[str]:
+    """The bundled-model choice, when this installation has bundled weights."""
+    from ...model.bundled import installed_models
+
+    return [BUNDLED_MODEL] if installed_models() else []
