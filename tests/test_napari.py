@@ -213,12 +213,14 @@ def test_train_widget_trains_plots_and_hands_over_the_model(
     widget = _train_widget(viewer, breakhis_tree, tmp_path)
     widget.degradation.value, widget.class_balance.value = "scanner+bicubic", "loss"
     widget.stain_jitter.value, widget.decision.value = 0.2, "validation"
+    widget.val_crop_px.value = 64
     widget.synchronous = True
     widget.start()
     assert widget.status.value == "done" and (tmp_path / "best.safetensors").exists()
     trained = load_checkpoint(tmp_path / "best.safetensors")[1].provenance["train_config"]
     assert trained["degradation"] == "scanner+bicubic" and trained["class_balance"] == "loss"
     assert trained["stain_jitter"] == 0.2 and trained["decision"] == "validation"
+    assert trained["val_crop_px"] == 64 and trained["val_every"] == 1
     assert widget.plot.losses and widget.plot.epochs == [1]
     assert widget.epoch_bar.value == 1
     widget.use_model()

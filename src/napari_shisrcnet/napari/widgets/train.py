@@ -217,7 +217,27 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
             tooltip="argmax: the paper's; validation: the benign/malignant threshold that "
             "balances the classes on the validation images, kept with the model",
         )
-        return [self.degradation, self.class_balance, self.stain_jitter, self.decision]
+        # What validation costs (docs/training.md): minutes per epoch on a CPU otherwise.
+        self.val_crop_px = SpinBox(
+            label="validate on (px, 0 = whole)",
+            min=0,
+            max=4096,
+            step=32,
+            value=defaults.val_crop_px or 0,
+            tooltip="validate on the fixed centre crop of this size of each image (0: whole "
+            "images); 256 px costs about a fifth of a 700 x 460 image",
+        )
+        self.val_every = SpinBox(
+            label="validate every (epochs)", min=1, max=1000, value=defaults.val_every
+        )
+        return [
+            self.degradation,
+            self.class_balance,
+            self.stain_jitter,
+            self.decision,
+            self.val_crop_px,
+            self.val_every,
+        ]
 
     def _controls(self, defaults: TrainConfig) -> list:
         self.start_button = PushButton(text="Start")
@@ -264,6 +284,8 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
             class_balance=self.class_balance.value,
             stain_jitter=float(self.stain_jitter.value),
             decision=self.decision.value,
+            val_crop_px=int(self.val_crop_px.value) or None,
+            val_every=int(self.val_every.value),
             device=self.device.value,
         )
 
