@@ -270,7 +270,8 @@ def test_train_widget_fine_tunes_a_checkpoint_with_its_architecture(
     first.mkdir(), tuned.mkdir()
     widget = _train_widget(make_napari_viewer(), breakhis_tree, first)
     widget.synchronous = True
-    shown = lambda field: not field.native.isHidden()  # noqa: E731 (the dock is not shown)
+    # isHidden, not .visible: magicgui reports False for every field of a dock not shown.
+    shown = lambda field: not field.native.isHidden()  # noqa: E731
     assert widget.start_from.value == RANDOM_WEIGHTS and not shown(widget.init_file)
     widget.start()
     assert widget.started_from.value == "random weights"
