@@ -270,9 +270,7 @@ def run_train(args) -> int:
 def _print_start(trainer, first: bool, resume: bool) -> None:
     if first:
         print(_pixel_size_line(trainer))
-        # Resuming replaces the --init weights with the saved state's.
-        notes = [f"resuming from {trainer.out_dir}"] if resume else trainer.init_notes
-        for note in notes:
+        for note in trainer.start_notes(resume):
             print(note)
     if trainer.moved_from_test:
         print(

@@ -41,9 +41,9 @@ from .state import load_training_state, save_training_state
 
 @dataclass
 class TrainEvent:
-    """What the training loop reports: ``kind`` is batch, validation (``batch`` of
-    ``batches_per_epoch`` images validated), epoch, stopped or done; a widget also reports
-    started (``notes``: what the weights start from)."""
+    """What the training loop reports: ``kind`` is started (``notes``: what the weights
+    start from), batch, validation (``batch`` of ``batches_per_epoch`` images validated),
+    epoch, stopped or done."""
 
     kind: str
     epoch: int
@@ -347,11 +347,19 @@ class Trainer:
             )
         return metrics
 
+    def start_notes(self, resume: bool) -> list[str]:
+        """What the weights start from, for the log: what each --init did, or, when
+        resuming, the saved state that replaces them."""
+        return [f"resuming from {self.out_dir}"] if resume else list(self.init_notes)
+
     def run(self, resume: bool = False) -> dict:
         """Train until ``epochs``, ``max_steps`` or early stopping; return the last metrics."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self._resume()
+        counters = self.counters
+        notes = tuple(self.start_notes(resume))
+        self._emit(TrainEvent("started", counters["epoch"], counters["step"], notes=notes))
         self._write_split()
         config = self.config
         while self.counters["epoch"] < config.epochs:

@@ -308,12 +308,10 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
             return
 
         def job(report, cancel):
-            from ...train.loop import Trainer, TrainEvent
+            from ...train.loop import Trainer
 
             # In the worker: indexing the data and loading --init weights take seconds.
             trainer = Trainer(data_root, out_dir, config, report, cancel)
-            notes = [f"resuming from {out_dir}"] if resume else trainer.init_notes
-            report(TrainEvent("started", 0, 0, notes=tuple(notes)))
             trainer.run(resume=resume)
             return trainer.out_dir / "best.safetensors"
 
