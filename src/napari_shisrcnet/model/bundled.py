@@ -45,10 +45,17 @@ def installed_models() -> dict[str, Path]:
     return found
 
 
+def bundled_name(spec, scale: int | None = None):
+    """``spec`` as given, except that ``"default"`` with a ``scale`` names the bundled model
+    of that scale (``default-x4``) where this installation has it."""
+    scaled = f"default-x{scale}"
+    if str(spec) == "default" and scale is not None and scaled in installed_models():
+        return scaled
+    return spec
+
+
 def checkpoint_path(spec: str | os.PathLike, scale: int | None = None) -> Path:
-    """A checkpoint file: a bundled model's by name, else ``spec`` itself. ``"default"``
-    with a ``scale`` is the bundled model of that scale (``default-x4``) when installed."""
-    name = str(spec)
-    if name == "default" and scale is not None and f"default-x{scale}" in installed_models():
-        name = f"default-x{scale}"
+    """A checkpoint file: a bundled model's by name (``"default"`` with a ``scale``: see
+    ``bundled_name``), else ``spec`` itself."""
+    name = str(bundled_name(spec, scale))
     return bundled_weights_path(name) if name in BUNDLED_WEIGHTS else Path(spec)

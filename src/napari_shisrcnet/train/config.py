@@ -6,18 +6,17 @@ from dataclasses import asdict, dataclass, field, fields
 
 from ..data.degradations import DEGRADATIONS, is_degradation
 from ..model import LossConfig, SHISRCNetConfig
-from ..model.bundled import BUNDLED_WEIGHTS
+from ..model.bundled import bundled_name
 from .class_balance import CLASS_BALANCE
 from .decision import DECISION_RULES
 
 STAGES = ("joint", "sr", "classifier")
-DEFAULT_SR_FUSION = "selective"
 #: The architecture a fresh network gets (the paper's widths; the fusion measured best).
 #: Fine-tuning (--init) takes each one the user leaves unset from the checkpoint instead.
 DEFAULT_ARCHITECTURE = {
     "sr_channels": 64,
     "sr_blocks": 3,
-    "sr_fusion": DEFAULT_SR_FUSION,
+    "sr_fusion": "selective",
     "classifier_width": 1.0,
 }
 PATIENT_TEST_FRACTION = 0.2
@@ -121,8 +120,9 @@ class TrainConfig:
             raise ValueError(f"repeats must be at least 1, got {self.repeats}")
         checkpoints = self.init_checkpoints or ()
         checkpoints = (checkpoints,) if isinstance(checkpoints, str) else tuple(checkpoints)
+        # "default": the bundled model of the scale being trained (default-x4 for x4).
         object.__setattr__(
-            self, "init_checkpoints", tuple(_bundled_for(c, self.scale) for c in checkpoints)
+            self, "init_checkpoints", tuple(bundled_name(c, self.scale) for c in checkpoints)
         )
         if isinstance(self.loss, dict):
             object.__setattr__(self, "loss", LossConfig(**self.loss))
@@ -156,12 +156,6 @@ class TrainConfig:
         if values.get("init_checkpoint"):  # checkpoints written before init_checkpoints
             values.setdefault("init_checkpoints", (values["init_checkpoint"],))
         return cls(**{k: v for k, v in values.items() if k in known})
-
-
-def _bundled_for(checkpoint: str, scale: int) -> str:
-    """``default`` is the bundled model of the scale being trained (default-x4 for x4)."""
-    named = f"default-x{scale}"
-    return named if checkpoint == "default" and named in BUNDLED_WEIGHTS else checkpoint
 
 
 def _one_of(choices: tuple[str, ...]) -> str:

@@ -183,13 +183,12 @@ class TrainWidget(ScrollsInDock, RunsJobs, Container):
 
     def _take_start_architecture(self) -> None:
         """Show the widths of the checkpoint to fine-tune (a header read: a few KB)."""
+        from ...model.bundled import bundled_name
         from ...train.build import init_architecture
 
         try:
-            scale, checkpoints = int(self.scale.value), self.init_checkpoints()
-            found = init_architecture(
-                TrainConfig(scale=scale, init_checkpoints=checkpoints).init_checkpoints
-            )
+            scale = int(self.scale.value)
+            found = init_architecture([bundled_name(c, scale) for c in self.init_checkpoints()])
         except (ValueError, LookupError, OSError):
             return  # no or a bad checkpoint: Start will say why
         self.sr_channels.value = found.get("sr_channels", self.sr_channels.value)
